@@ -1,0 +1,1 @@
+"""The bot's front ends: Telegram (`bot.app`) and the terminal (`bot.cli`)."""

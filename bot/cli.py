@@ -1,0 +1,209 @@
+"""`articlebot`: add articles, ask questions, measure quality, and run the bot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from index.config import Settings, load_settings
+from index.errors import ArticleRejected, UnknownArticle
+from index.library import Library
+
+TERMINAL_CHAT = "terminal"
+ADDABLE_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
+
+
+def _progress(items: Iterable, description: str, total: int) -> Iterable:
+    return tqdm(items, desc=description, total=total, unit="", leave=False, file=sys.stderr)
+
+
+def _sources(arguments: list[str]) -> list[str]:
+    """Expand folders into the article files they hold."""
+    sources = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            sources += sorted(
+                str(p) for p in path.rglob("*") if p.suffix.lower() in ADDABLE_SUFFIXES
+            )
+        else:
+            sources.append(argument)
+    return sources
+
+
+def cmd_add(library: Library, args: argparse.Namespace) -> int:
+    sources = _sources(args.sources)
+    failures = 0
+    items = _progress(sources, "adding", len(sources)) if len(sources) > 1 else sources
+    for source in items:
+        try:
+            if source == "-":
+                article = library.add_file(args.chat, "stdin.txt", sys.stdin.buffer.read())
+            elif source.startswith(("http://", "https://")) or "://" in source:
+                article = library.add_url(args.chat, source)
+            else:
+                path = Path(source)
+                if not path.is_file():
+                    raise ArticleRejected(f"{source} is neither a link nor a readable file.")
+                article = library.add_file(args.chat, path.name, path.read_bytes())
+        except ArticleRejected as error:
+            failures += 1
+            print(f"{source}: {error}", file=sys.stderr)
+            continue
+        print(
+            f"Added #{article.number}: {article.title} "
+            f"({article.language}, {article.sentence_count} sentences)"
+        )
+    return 1 if failures else 0
+
+
+def cmd_ask(library: Library, args: argparse.Namespace) -> int:
+    from bot.render import plain_answer
+
+    answer = library.ask(args.chat, args.question)
+    if args.json:
+        print(json.dumps(answer.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(plain_answer(answer, 0, library.settings.max_quotes))
+    return 0
+
+
+def cmd_list(library: Library, args: argparse.Namespace) -> int:
+    from bot.render import plain_article_list
+
+    print(plain_article_list(library.articles(args.chat)))
+    return 0
+
+
+def cmd_remove(library: Library, args: argparse.Namespace) -> int:
+    try:
+        article = library.remove(args.chat, args.id)
+    except UnknownArticle as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"Removed #{article.number}: {article.title}")
+    return 0
+
+
+def cmd_eval(library: Library, args: argparse.Namespace) -> int:
+    from index.evaluation import Evaluation, available_pairs
+
+    folder = Path(args.folder)
+    pairs = args.pairs.split(",") if args.pairs else available_pairs(folder, args.split)
+    if not pairs:
+        print(f"No qa.*.{args.split}.jsonl files in {folder}.", file=sys.stderr)
+        return 1
+    evaluation = Evaluation(library, folder, args.split, progress=_progress)
+    results = {}
+    for pair in pairs:
+        result = evaluation.run_pair(pair, negatives=not args.no_negatives)
+        results[pair] = result
+        print(_format_result(pair, result))
+    if args.json:
+        print(json.dumps({"pairs": results}, ensure_ascii=False))
+    return 0
+
+
+def _format_result(pair: str, result: dict) -> str:
+    lines = [f"{pair} (n={result['n']})"]
+    for name in ("R@1", "R@3", "R@5", "MRR@10"):
+        low, high = result[f"{name}_ci95"]
+        lines.append(f"  {name:7} {result[name]:.3f}  [95% {low:.3f}-{high:.3f}]")
+    for name in ("wrongly_refused", "absent_refused", "unanswerable_refused"):
+        if name in result:
+            lines.append(f"  {name.replace('_', ' ')}: {result[name]:.1%}")
+    if "threshold_curve" in result:
+        lines.append("  threshold  wrongly-refused  absent-refused")
+        for row in result["threshold_curve"]:
+            wrong, absent = row["wrongly_refused"], row["absent_refused"]
+            lines.append(f"  {row['threshold']:9.2f}  {wrong:15.1%}  {absent:14.1%}")
+    return "\n".join(lines)
+
+
+def cmd_setup(library: Library, _args: argparse.Namespace) -> int:
+    """Provision the model and load everything once, so the first real request is fast."""
+    library.warm_up()
+    print(f"Ready: model {library.settings.model}, data in {library.settings.data_dir}")
+    return 0
+
+
+def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.app import run_bot
+
+    return run_bot(settings)
+
+
+def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.terminal import run_terminal_chat
+
+    return run_terminal_chat(settings, args.chat)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="articlebot", description="Answer questions about news articles with quotes."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler, help_text: str, chat: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        if chat:
+            sub.add_argument("--chat", default=TERMINAL_CHAT, help="library to use (a chat id)")
+        return sub
+
+    add = command("add", cmd_add, "add articles: URLs, files, folders, or - for stdin")
+    add.add_argument("sources", nargs="+", metavar="URL|FILE|DIR|-")
+    ask = command("ask", cmd_ask, "ask a question; prints the quotes that answer it")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    command("list", cmd_list, "list the articles of a library")
+    remove = command("remove", cmd_remove, "remove an article by its short id")
+    remove.add_argument("id")
+    evaluate = command("eval", cmd_eval, "measure retrieval quality on a dataset", chat=False)
+    evaluate.add_argument("folder", help="dataset folder, laid out like shared/eval/xquad")
+    evaluate.add_argument("--split", default="dev")
+    evaluate.add_argument("--pairs", help="e.g. de-de,en-de,en-en (default: all present)")
+    evaluate.add_argument("--json", action="store_true", help="end with one JSON line")
+    evaluate.add_argument("--no-negatives", action="store_true", help="skip the no-answer set")
+    command("setup", cmd_setup, "prepare the model and data folder", chat=False)
+    command("run", cmd_run, "run the Telegram bot (needs TELEGRAM_BOT_TOKEN)", chat=False)
+    command("chat", cmd_chat, "talk to the bot in the terminal")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = load_settings()
+    if args.handler in (cmd_run, cmd_chat):
+        sys.exit(args.handler(settings, args))
+    if args.handler is cmd_eval:
+        sys.exit(_run_eval(settings, args))
+    library = Library(settings)
+    try:
+        sys.exit(args.handler(library, args))
+    finally:
+        library.close()
+
+
+def _run_eval(settings: Settings, args: argparse.Namespace) -> int:
+    """Evaluation builds its libraries in a throwaway data folder, never the user's."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="articlebot-eval-") as scratch:
+        library = Library(settings.with_overrides(data_dir=scratch))
+        try:
+            return cmd_eval(library, args)
+        finally:
+            library.close()

@@ -1,0 +1,84 @@
+"""Answers: ranked verbatim quotes with their sources, and whether the library has an answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from index.records import Article, Sentence
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One sentence quoted word for word: always `article.text[start:end]`."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+    sentence_id: int
+    position: int
+    article_id: int
+    article_number: int
+    title: str
+    url: str | None
+    published: str | None
+    language: str
+    # Character spans, relative to `text`, of words that match the question.
+    highlights: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        article: Article,
+        sentence: Sentence,
+        score: float,
+        highlights: tuple[tuple[int, int], ...] = (),
+    ) -> Quote:
+        return cls(
+            text=article.text[sentence.start : sentence.end],
+            start=sentence.start,
+            end=sentence.end,
+            score=round(float(score), 4),
+            sentence_id=sentence.id,
+            position=sentence.position,
+            article_id=article.id,
+            article_number=article.number,
+            title=article.title,
+            url=article.url,
+            published=article.published,
+            language=article.language,
+            highlights=highlights,
+        )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The quotes that answer a question, best first.
+
+    `quotes` holds every candidate worth showing (the "More" button pages through them);
+    `found` is False when even the best one is below the confidence threshold, in which case
+    the library has no answer and nothing should be quoted.
+    """
+
+    question: str
+    quotes: list[Quote] = field(default_factory=list)
+    found: bool = False
+    library_empty: bool = False
+    language: str = "en"
+    context: str = ""  # the earlier question a follow-up was read with
+
+    @property
+    def article_ids(self) -> list[int]:
+        """Articles of the quotes, in order of first appearance (the answer's topic)."""
+        return list(dict.fromkeys(q.article_id for q in self.quotes))
+
+    def page(self, start: int, size: int) -> list[Quote]:
+        return self.quotes[start : start + size] if self.found else []
+
+    def as_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "found": self.found,
+            "library_empty": self.library_empty,
+            "quotes": [vars(q) for q in self.quotes] if self.found else [],
+        }

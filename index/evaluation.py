@@ -1,0 +1,224 @@
+"""Measure answer quality on a question/answer dataset (the metric of shared/eval/README.md).
+
+A dataset folder holds `articles.<lang>.<split>.jsonl` and `qa.<question-lang>-<article-lang>.
+<split>.jsonl`. All articles of one language go into one library (one chat); every question is
+asked there, and a quote is a hit when it comes from the question's article and its span
+overlaps the answer's offsets. Each question is also asked against the library *without* its
+article (the negative set), where the right reply is "no answer".
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.answers import Answer
+from index.library import Library
+from index.records import ArticleDraft
+
+RECALL_AT = (1, 3, 5)
+MRR_AT = 10
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(21))
+
+Progress = Callable[[Iterable, str, int], Iterable]
+
+
+def _no_progress(items: Iterable, _description: str, _total: int) -> Iterable:
+    return items
+
+
+@dataclass(frozen=True)
+class EvalArticle:
+    article_id: str
+    title: str
+    language: str
+    text: str
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    id: str
+    question: str
+    article_id: str
+    answer_start: int
+    answer_end: int
+    answerable: bool
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def load_articles(folder: Path, language: str, split: str) -> list[EvalArticle]:
+    rows = _read_jsonl(folder / f"articles.{language}.{split}.jsonl")
+    return [
+        EvalArticle(r["article_id"], r["title"], r.get("lang", language), r["text"]) for r in rows
+    ]
+
+
+def load_questions(folder: Path, pair: str, split: str) -> list[EvalQuestion]:
+    rows = _read_jsonl(folder / f"qa.{pair}.{split}.jsonl")
+    return [
+        EvalQuestion(
+            r["id"],
+            r["question"],
+            r["article_id"],
+            int(r.get("answer_start", -1)),
+            int(r.get("answer_end", -1)),
+            bool(r.get("answerable", True)),
+        )
+        for r in rows
+    ]
+
+
+def available_pairs(folder: Path, split: str) -> list[str]:
+    return sorted(p.name.split(".")[1] for p in folder.glob(f"qa.*.{split}.jsonl"))
+
+
+def hit_rank(answer: Answer, question: EvalQuestion, article_ids: dict[str, int]) -> int | None:
+    """1-based rank of the first quote that overlaps the answer, or None."""
+    wanted = article_ids.get(question.article_id)
+    for rank, quote in enumerate(answer.quotes[:MRR_AT], start=1):
+        if (
+            quote.article_id == wanted
+            and quote.start < question.answer_end
+            and question.answer_start < quote.end
+        ):
+            return rank
+    return None
+
+
+def _bootstrap(values: list[float], rounds: int = 1000, seed: int = 7) -> tuple[float, float]:
+    """95% interval of the mean, by resampling questions."""
+    if not values:
+        return (0.0, 0.0)
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(rounds))
+    return (round(means[int(0.025 * rounds)], 4), round(means[int(0.975 * rounds) - 1], 4))
+
+
+def summarise(ranks: list[int | None]) -> dict:
+    """R@k and MRR@10 with 95% bootstrap intervals."""
+    result: dict = {"n": len(ranks)}
+    for k in RECALL_AT:
+        values = [1.0 if r is not None and r <= k else 0.0 for r in ranks]
+        result[f"R@{k}"] = round(sum(values) / max(len(values), 1), 4)
+        result[f"R@{k}_ci95"] = list(_bootstrap(values))
+    reciprocal = [1.0 / r if r is not None else 0.0 for r in ranks]
+    result[f"MRR@{MRR_AT}"] = round(sum(reciprocal) / max(len(reciprocal), 1), 4)
+    result[f"MRR@{MRR_AT}_ci95"] = list(_bootstrap(reciprocal))
+    return result
+
+
+def _share_below(scores: list[float], threshold: float) -> float:
+    return round(sum(s < threshold for s in scores) / max(len(scores), 1), 4)
+
+
+def refusal_curve(
+    top3_hit_scores: list[float], absent_scores: list[float]
+) -> list[dict[str, float]]:
+    """For each threshold: share of answerable top-3 hits refused, share of absent refused."""
+    return [
+        {
+            "threshold": t,
+            "wrongly_refused": _share_below(top3_hit_scores, t),
+            "absent_refused": _share_below(absent_scores, t),
+        }
+        for t in THRESHOLDS
+    ]
+
+
+class Evaluation:
+    """Builds the libraries for a dataset and scores every question pair on them."""
+
+    def __init__(
+        self, library: Library, folder: Path, split: str, progress: Progress | None = None
+    ):
+        self.library = library
+        self.folder = folder
+        self.split = split
+        self.progress = progress or _no_progress
+        self._article_ids: dict[str, dict[str, int]] = {}
+
+    def _chat(self, language: str, without: str | None = None) -> str:
+        return f"eval-{language}" + (f"-without-{without}" if without else "")
+
+    def build(self, language: str) -> dict[str, int]:
+        """Index all articles of one language into one chat; returns dataset id -> article id."""
+        if language in self._article_ids:
+            return self._article_ids[language]
+        articles = load_articles(self.folder, language, self.split)
+        chat = self._chat(language)
+        self.library.forget(chat)
+        ids = {}
+        for article in self.progress(articles, f"indexing {language} articles", len(articles)):
+            draft = ArticleDraft(
+                title=article.title.replace("_", " "),
+                text=article.text,
+                language=article.language,
+                source="text",
+            )
+            ids[article.article_id] = self.library.add_draft(chat, draft).id
+        self._article_ids[language] = ids
+        return ids
+
+    def _build_without(self, language: str, left_out: str) -> str:
+        """A chat holding every article of `language` but one (vectors come from the cache)."""
+        chat = self._chat(language, left_out)
+        self.library.forget(chat)
+        for article in load_articles(self.folder, language, self.split):
+            if article.article_id != left_out:
+                draft = ArticleDraft(article.title, article.text, article.language, "text")
+                self.library.add_draft(chat, draft)
+        return chat
+
+    def run_pair(self, pair: str, negatives: bool = True) -> dict:
+        article_language = pair.split("-")[1]
+        article_ids = self.build(article_language)
+        questions = load_questions(self.folder, pair, self.split)
+        chat = self._chat(article_language)
+        ranks: list[int | None] = []
+        top3_hit_scores: list[float] = []
+        unanswerable_scores: list[float] = []
+        for question in self.progress(questions, f"asking {pair}", len(questions)):
+            answer = self.library.ask(chat, question.question)
+            top = answer.quotes[0].score if answer.quotes else 0.0
+            if not question.answerable:
+                unanswerable_scores.append(top)
+                continue
+            rank = hit_rank(answer, question, article_ids)
+            ranks.append(rank)
+            if rank is not None and rank <= 3:
+                top3_hit_scores.append(top)
+        result = summarise(ranks)
+        threshold = self.library.settings.min_confidence
+        absent_scores = self._absent_scores(questions, article_language) if negatives else []
+        result["wrongly_refused"] = _share_below(top3_hit_scores, threshold)
+        if negatives:
+            result["absent_refused"] = _share_below(absent_scores, threshold)
+            result["threshold_curve"] = refusal_curve(top3_hit_scores, absent_scores)
+        if unanswerable_scores:
+            result["unanswerable_refused"] = _share_below(unanswerable_scores, threshold)
+        return result
+
+    def _absent_scores(self, questions: list[EvalQuestion], language: str) -> list[float]:
+        """Top scores of each question asked against the library without its article."""
+        by_article: dict[str, list[EvalQuestion]] = {}
+        for question in questions:
+            if question.answerable:
+                by_article.setdefault(question.article_id, []).append(question)
+        scores = []
+        for left_out, group in self.progress(
+            list(by_article.items()), "asking without the answering article", len(by_article)
+        ):
+            chat = self._build_without(language, left_out)
+            for question in group:
+                answer = self.library.ask(chat, question.question)
+                scores.append(answer.quotes[0].score if answer.quotes else 0.0)
+            self.library.forget(chat)
+        return scores

@@ -1,0 +1,161 @@
+"""Turn a web page, pasted text or a file into an article draft: clean text plus metadata.
+
+trafilatura does the hard part for web pages (main text, title, author, date; navigation,
+cookie banners and "related articles" boxes left out). This module only decides what counts as
+an article and refuses the rest with a sentence the user can act on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import PurePath
+
+import trafilatura
+from courlan import normalize_url
+
+from index.config import Settings
+from index.errors import ArticleRejected
+from index.language import detect_language
+from index.records import ArticleDraft
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+_MAX_TITLE = 200
+_WORD = re.compile(r"\w+")
+_NON_ARTICLE_HINTS = re.compile(
+    r"javascript|cookie|captcha|browser|subscribe|abonn|anmelden|log ?in|sign ?in", re.I
+)
+# Below this many words, a page that talks about cookies or JavaScript is a wall, not an article.
+_WALL_WORDS = 80
+
+
+def canonical_url(url: str) -> str:
+    """The URL without tracking parameters or fragment, so reposted links are recognised."""
+    try:
+        return normalize_url(url, strict=True)
+    except ValueError:
+        return url
+
+
+def text_fingerprint(text: str) -> str:
+    """Hash of the text with case and white space normalised: the same article pasted twice,
+    or fetched once and pasted once, has the same fingerprint."""
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()
+
+
+def clean_text(text: str) -> str:
+    """Unify line breaks and trim lines; the result is what is stored and quoted from."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.replace("\u00ad", "")  # soft hyphens split words invisibly
+    lines = [line.strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+class ArticleExtractor:
+    """Builds `ArticleDraft`s from the forms articles arrive in, enforcing size limits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def from_html(
+        self, html: bytes | str, url: str | None = None, source: str = "url"
+    ) -> ArticleDraft:
+        document = trafilatura.bare_extraction(
+            html,
+            url=url,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=False,
+            favor_precision=True,
+        )
+        text = clean_text(document.text or "") if document else ""
+        where = f" at {url}" if url else ""
+        words = len(_WORD.findall(text))
+        if words < self.settings.min_article_words or (
+            words < _WALL_WORDS and _NON_ARTICLE_HINTS.search(text)
+        ):
+            raise ArticleRejected(
+                f"No article text found{where}: the page may need JavaScript, or show only a "
+                "cookie banner, a login wall or a list of links."
+            )
+        title = (document.title or "").strip() or _first_line_title(text)
+        link = url or document.url
+        return self._draft(
+            text,
+            title=title,
+            source=source,
+            url=link,
+            canonical=canonical_url(document.url or link) if link else None,
+            author=document.author,
+            published=document.date,
+        )
+
+    def from_text(self, text: str, source: str = "text") -> ArticleDraft:
+        text = clean_text(text)
+        return self._draft(text, title=_first_line_title(text), source=source)
+
+    def from_file(self, name: str, data: bytes) -> ArticleDraft:
+        """A `.txt`, `.md` or `.html` file; other kinds and binary junk are refused."""
+        suffix = PurePath(name).suffix.lower()
+        if suffix not in TEXT_SUFFIXES | HTML_SUFFIXES:
+            raise ArticleRejected(
+                f"{name} is not a text, Markdown or HTML file (.txt, .md, .html)."
+            )
+        if len(data) > self.settings.fetch_max_bytes:
+            raise ArticleRejected(
+                f"The file is larger than {self.settings.fetch_max_bytes // 1_000_000 or 1} MB."
+            )
+        text = decode_text(data)
+        if suffix in HTML_SUFFIXES:
+            return self.from_html(text, source="file")
+        return self.from_text(text, source="file")
+
+    def _draft(self, text: str, *, title: str, source: str, **metadata: str | None) -> ArticleDraft:
+        words = len(_WORD.findall(text))
+        if not text or words < self.settings.min_article_words:
+            raise ArticleRejected(
+                "The text is too short to be an article "
+                f"({words} words; at least {self.settings.min_article_words} are needed)."
+            )
+        if len(text) > self.settings.max_article_chars:
+            raise ArticleRejected(
+                f"The article is too long ({len(text):,} characters; the limit is "
+                f"{self.settings.max_article_chars:,})."
+            )
+        url = metadata.get("url")
+        return ArticleDraft(
+            title=title[:_MAX_TITLE],
+            text=text,
+            language=detect_language(text),
+            source=source,
+            url=url,
+            canonical_url=metadata.get("canonical"),
+            author=metadata.get("author"),
+            published=metadata.get("published"),
+        )
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 text, or a clear refusal for binary data and other encodings."""
+    if b"\x00" in data[:65536]:
+        raise ArticleRejected("This looks like a binary file, not text.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ArticleRejected("The text is not valid UTF-8; please send it as UTF-8.") from None
+    controls = sum(
+        1 for ch in text[:65536] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"
+    )
+    if controls > max(8, len(text[:65536]) // 100):
+        raise ArticleRejected("This looks like a binary file, not text.")
+    return text
+
+
+def _first_line_title(text: str) -> str:
+    first = text.split("\n", 1)[0].strip().lstrip("#").strip()
+    if len(first) > _MAX_TITLE:
+        first = first[: _MAX_TITLE - 1].rsplit(" ", 1)[0] + "…"
+    return first or "Untitled"

@@ -1,0 +1,148 @@
+"""Fetch a web page for ingestion, safely: bounded in time and size, public hosts only.
+
+Bot users are strangers, so by default a link may not make the server fetch anything on its
+own network (loopback, private, link-local or reserved addresses), before or after redirects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from index.config import Settings
+from index.errors import ArticleRejected
+
+HTML_TYPES = {"text/html", "application/xhtml+xml"}
+TEXT_TYPES = {"text/plain", "text/markdown"}
+_REDIRECTS = {301, 302, 303, 307, 308}
+_KINDS = {
+    "application/pdf": "a PDF",
+    "image/": "an image",
+    "video/": "a video",
+    "audio/": "an audio file",
+    "application/zip": "a ZIP archive",
+    "application/json": "JSON data",
+}
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    """The body of a page and where it really came from (after redirects)."""
+
+    url: str
+    content_type: str
+    body: bytes
+    charset: str | None
+
+    @property
+    def is_html(self) -> bool:
+        return self.content_type in HTML_TYPES
+
+    def text(self) -> str:
+        return self.body.decode(self.charset or "utf-8", errors="replace")
+
+
+def _describe(content_type: str) -> str:
+    for prefix, kind in _KINDS.items():
+        if content_type.startswith(prefix):
+            return kind
+    return f"a {content_type or 'unknown'} file"
+
+
+class PageFetcher:
+    """Downloads pages with a real HTTP client, following redirects one checked hop at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def fetch(self, url: str) -> FetchedPage:
+        s = self.settings
+        headers = {
+            "User-Agent": s.user_agent,
+            "Accept": "text/html,application/xhtml+xml,text/plain",
+        }
+        timeout = httpx.Timeout(s.fetch_timeout_seconds)
+        with httpx.Client(headers=headers, timeout=timeout, follow_redirects=False) as client:
+            for _ in range(s.fetch_max_redirects + 1):
+                self._check_target(url)
+                result = self._get(client, url)
+                if isinstance(result, FetchedPage):
+                    return result
+                url = result
+        raise ArticleRejected(f"The link redirects more than {s.fetch_max_redirects} times.")
+
+    def _get(self, client: httpx.Client, url: str) -> FetchedPage | str:
+        """The page, or the URL the server redirects to."""
+        host = urlsplit(url).hostname or url
+        try:
+            with client.stream("GET", url) as response:
+                if response.status_code in _REDIRECTS and "location" in response.headers:
+                    return urljoin(url, response.headers["location"])
+                if response.status_code >= 400:
+                    reason = response.reason_phrase or "error"
+                    raise ArticleRejected(
+                        f"{host} answered with HTTP {response.status_code} ({reason})."
+                    )
+                content_type, charset = _content_type(response)
+                if content_type not in HTML_TYPES | TEXT_TYPES:
+                    raise ArticleRejected(
+                        f"The link points to {_describe(content_type)}, not a web page with an "
+                        "article."
+                    )
+                body = self._read_capped(response)
+                return FetchedPage(str(response.url), content_type, body, charset)
+        except httpx.TimeoutException:
+            raise ArticleRejected(
+                f"{host} did not answer within {self.settings.fetch_timeout_seconds:g} seconds."
+            ) from None
+        except httpx.ConnectError:
+            raise ArticleRejected(f"Could not connect to {host}.") from None
+        except httpx.HTTPError as error:
+            raise ArticleRejected(f"Could not fetch the page from {host} ({error}).") from None
+
+    def _read_capped(self, response: httpx.Response) -> bytes:
+        cap = self.settings.fetch_max_bytes
+        too_large = ArticleRejected(f"The page is larger than {cap // 1_000_000 or 1} MB.")
+        if int(response.headers.get("content-length") or 0) > cap:
+            raise too_large
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _check_target(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ArticleRejected("Only http:// and https:// links can be added.")
+        if self.settings.allow_private_urls:
+            return
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, ValueError):
+            raise ArticleRejected(f"Could not find the host {parts.hostname}.") from None
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0].split("%")[0])
+            if not address.is_global:
+                raise ArticleRejected(
+                    f"{parts.hostname} is on a private or local network; the bot only fetches "
+                    "public web pages."
+                )
+
+
+def _content_type(response: httpx.Response) -> tuple[str, str | None]:
+    header = response.headers.get("content-type", "")
+    media_type, _, params = header.partition(";")
+    charset = None
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "charset" and value:
+            charset = value.strip('"').lower()
+    return media_type.strip().lower(), charset

@@ -1,0 +1,115 @@
+"""Split an article into sentences that keep their exact character offsets.
+
+Quotes must be verbatim, so a sentence is never rewritten: it is a `(start, end)` span of the
+stored article text. Paragraphs (line breaks) always end a sentence; inside a paragraph spaCy
+decides, in the article's language.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+import spacy
+from spacy.language import Language
+from spacy.symbols import ORTH
+
+from index.config import Settings
+
+_PARAGRAPH = re.compile(r"[^\n]+")
+# Opening and closing quotation marks per language ("“" opens in English but closes in German).
+_QUOTE_PAIRS = {"de": (("«", "»"), ("„", "“")), "en": (("“", "”"), ("‘", "’"))}
+_DEFAULT_QUOTE_PAIRS = (("«", "»"), ("“", "”"))
+_MAX_MERGED_CHARS = 600
+
+
+@dataclass(frozen=True)
+class SentenceSpan:
+    """A sentence as offsets into the article text, with the paragraph it belongs to."""
+
+    start: int
+    end: int
+    paragraph: int
+
+
+def _opens_quote(text: str, language: str) -> bool:
+    """Whether `text` opens a quotation it does not close."""
+    for opening, closing in _QUOTE_PAIRS.get(language, _DEFAULT_QUOTE_PAIRS):
+        if text.count(opening) > text.count(closing):
+            return True
+    return text.count('"') % 2 == 1
+
+
+class SentenceSplitter:
+    """spaCy sentence splitting per language, with pipelines loaded once and reused."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pipelines: dict[str, Language] = {}
+        self._lock = threading.Lock()
+
+    def warm_up(self, languages: tuple[str, ...] = ("de", "en")) -> None:
+        for language in languages:
+            self.pipeline(language)
+
+    def pipeline(self, language: str) -> Language:
+        """A trained pipeline if the config names one, else a blank one with a sentencizer."""
+        with self._lock:
+            if language not in self._pipelines:
+                self._pipelines[language] = self._load(language)
+            return self._pipelines[language]
+
+    def _load(self, language: str) -> Language:
+        trained = self.settings.spacy_pipeline(language)
+        if trained:
+            return spacy.load(trained, exclude=["ner", "lemmatizer", "textcat"])
+        try:
+            nlp = spacy.blank(language)
+        except ImportError:  # a language spaCy has no rules for
+            nlp = spacy.blank("xx")
+        # "et al." is the commonest abbreviation spaCy's rules miss, in every language.
+        nlp.tokenizer.add_special_case("al.", [{ORTH: "al."}])
+        nlp.add_pipe("sentencizer")
+        return nlp
+
+    def split(self, text: str, language: str) -> list[SentenceSpan]:
+        """Sentence spans of `text`, stripped of surrounding white space, in reading order."""
+        nlp = self.pipeline(language)
+        paragraphs = [m for m in _PARAGRAPH.finditer(text) if m.group().strip()]
+        spans: list[SentenceSpan] = []
+        docs = nlp.pipe(m.group() for m in paragraphs)
+        for number, (match, doc) in enumerate(zip(paragraphs, docs, strict=True)):
+            pieces = [(s.start_char, s.end_char) for s in doc.sents]
+            for start, end in _merge_open_quotes(match.group(), pieces, language):
+                stripped = _strip(match.group(), start, end)
+                if stripped:
+                    start, end = stripped
+                    spans.append(SentenceSpan(match.start() + start, match.start() + end, number))
+        return spans
+
+
+def _merge_open_quotes(
+    text: str, pieces: list[tuple[int, int]], language: str
+) -> list[tuple[int, int]]:
+    """Join sentences that sit inside one quotation ("«Wir sind bereit. Alles ist gut.»")."""
+    merged: list[tuple[int, int]] = []
+    for start, end in pieces:
+        if merged:
+            last_start, last_end = merged[-1]
+            if (
+                _opens_quote(text[last_start:last_end], language)
+                and end - last_start <= _MAX_MERGED_CHARS
+            ):
+                merged[-1] = (last_start, end)
+                continue
+        merged.append((start, end))
+    return merged
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None

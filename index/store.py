@@ -1,0 +1,293 @@
+"""SQLite storage: chats' articles, their sentences, and the embedding cache.
+
+SQLite is the source of truth. The FAISS files are derived from it and can always be rebuilt
+from the cached vectors stored here. Each change is one transaction, so an article is either
+fully stored or not at all, whenever the process stops.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from index.records import Article, ArticleDraft, Sentence
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chats (
+    id TEXT PRIMARY KEY,
+    next_number INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS articles (
+    id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL REFERENCES chats(id),
+    number INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    language TEXT NOT NULL,
+    source TEXT NOT NULL,
+    url TEXT,
+    canonical_url TEXT,
+    author TEXT,
+    published TEXT,
+    added_at TEXT NOT NULL,
+    added_by TEXT,
+    text_hash TEXT NOT NULL,
+    UNIQUE (chat_id, number),
+    UNIQUE (chat_id, text_hash)
+);
+CREATE INDEX IF NOT EXISTS articles_by_url ON articles (chat_id, canonical_url);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY,
+    article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    paragraph INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    embedding_key TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sentences_by_article ON sentences (article_id, position);
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL,
+    key TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, key)
+);
+"""
+
+_ARTICLE_COLUMNS = (
+    "a.id, a.chat_id, a.number, a.title, a.text, a.language, a.source, a.url, a.canonical_url,"
+    " a.author, a.published, a.added_at, a.added_by, a.text_hash,"
+    " (SELECT COUNT(*) FROM sentences s WHERE s.article_id = a.id)"
+)
+
+
+class Store:
+    """Thread-safe access to the library database (one connection, one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    # Articles
+
+    def add_article(
+        self,
+        chat_id: str,
+        draft: ArticleDraft,
+        text_hash: str,
+        spans: list[tuple[int, int, int]],
+        embedding_keys: list[str],
+        added_by: str | None = None,
+    ) -> tuple[Article, list[Sentence]]:
+        """Store an article with its sentences `(start, end, paragraph)` in one transaction."""
+        added_at = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO chats (id) VALUES (?)", (chat_id,))
+            (number,) = db.execute(
+                "UPDATE chats SET next_number = next_number + 1 WHERE id = ? "
+                "RETURNING next_number - 1",
+                (chat_id,),
+            ).fetchone()
+            cursor = db.execute(
+                "INSERT INTO articles (chat_id, number, title, text, language, source, url,"
+                " canonical_url, author, published, added_at, added_by, text_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    chat_id,
+                    number,
+                    draft.title,
+                    draft.text,
+                    draft.language,
+                    draft.source,
+                    draft.url,
+                    draft.canonical_url,
+                    draft.author,
+                    draft.published,
+                    added_at,
+                    added_by,
+                    text_hash,
+                ),
+            )
+            article_id = cursor.lastrowid
+            db.executemany(
+                'INSERT INTO sentences (article_id, position, paragraph, start, "end",'
+                " embedding_key) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (article_id, position, paragraph, start, end, key)
+                    for position, ((start, end, paragraph), key) in enumerate(
+                        zip(spans, embedding_keys, strict=True)
+                    )
+                ],
+            )
+        article = self.article_by_id(article_id)
+        assert article is not None
+        return article, self.sentences_of(article_id)
+
+    def article_by_id(self, article_id: int) -> Article | None:
+        rows = self._query(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.id = ?", (article_id,)
+        )
+        return Article(*rows[0]) if rows else None
+
+    def article(self, chat_id: str, number: int) -> Article | None:
+        rows = self._query(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ? AND a.number = ?",
+            (chat_id, number),
+        )
+        return Article(*rows[0]) if rows else None
+
+    def articles(self, chat_id: str) -> list[Article]:
+        rows = self._query(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ? ORDER BY a.number",
+            (chat_id,),
+        )
+        return [Article(*row) for row in rows]
+
+    def articles_by_ids(self, article_ids: Iterable[int]) -> dict[int, Article]:
+        ids = sorted(set(article_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.id IN ({marks})", ids
+        )
+        return {row[0]: Article(*row) for row in rows}
+
+    def find_duplicate(
+        self, chat_id: str, canonical_url: str | None, text_hash: str
+    ) -> Article | None:
+        """An article of this chat with the same canonical URL or the same normalised text."""
+        rows = self._query(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ?"
+            " AND (a.text_hash = ? OR (a.canonical_url IS NOT NULL AND a.canonical_url = ?))",
+            (chat_id, text_hash, canonical_url),
+        )
+        return Article(*rows[0]) if rows else None
+
+    def remove_article(self, chat_id: str, number: int) -> tuple[Article, list[int]] | None:
+        """Delete an article and its sentences; returns it with the removed sentence ids."""
+        article = self.article(chat_id, number)
+        if article is None:
+            return None
+        with self._transaction() as db:
+            ids = [
+                r[0]
+                for r in db.execute("SELECT id FROM sentences WHERE article_id = ?", (article.id,))
+            ]
+            db.execute("DELETE FROM articles WHERE id = ?", (article.id,))
+        return article, ids
+
+    def forget_chat(self, chat_id: str) -> int:
+        """Delete every article of a chat; returns how many there were."""
+        with self._transaction() as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM articles WHERE chat_id = ?", (chat_id,)
+            ).fetchone()
+            db.execute("DELETE FROM articles WHERE chat_id = ?", (chat_id,))
+        return int(count)
+
+    def chats(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT DISTINCT chat_id FROM articles")]
+
+    # Sentences
+
+    def sentences_of(self, article_id: int) -> list[Sentence]:
+        rows = self._query(
+            'SELECT id, article_id, position, paragraph, start, "end" FROM sentences'
+            " WHERE article_id = ? ORDER BY position",
+            (article_id,),
+        )
+        return [Sentence(*row) for row in rows]
+
+    def sentences_by_ids(self, sentence_ids: Iterable[int]) -> dict[int, Sentence]:
+        ids = sorted(set(int(i) for i in sentence_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            f'SELECT id, article_id, position, paragraph, start, "end" FROM sentences'
+            f" WHERE id IN ({marks})",
+            ids,
+        )
+        return {row[0]: Sentence(*row) for row in rows}
+
+    def chat_sentences(self, chat_id: str) -> list[Sentence]:
+        rows = self._query(
+            'SELECT s.id, s.article_id, s.position, s.paragraph, s.start, s."end"'
+            " FROM sentences s JOIN articles a ON a.id = s.article_id WHERE a.chat_id = ?"
+            " ORDER BY s.id",
+            (chat_id,),
+        )
+        return [Sentence(*row) for row in rows]
+
+    def chat_vectors(self, chat_id: str, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sentence ids of a chat with their cached vectors (for rebuilding its FAISS file)."""
+        rows = self._query(
+            "SELECT s.id, e.vector FROM sentences s JOIN articles a ON a.id = s.article_id"
+            " JOIN embeddings e ON e.key = s.embedding_key AND e.model = ?"
+            " WHERE a.chat_id = ? ORDER BY s.id",
+            (model, chat_id),
+        )
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vectors = np.array([np.frombuffer(r[1], dtype=np.float32) for r in rows], dtype=np.float32)
+        return ids, vectors
+
+    def chat_sentence_ids(self, chat_id: str) -> np.ndarray:
+        rows = self._query(
+            "SELECT s.id FROM sentences s JOIN articles a ON a.id = s.article_id"
+            " WHERE a.chat_id = ? ORDER BY s.id",
+            (chat_id,),
+        )
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    # Embedding cache
+
+    def cached_vectors(self, model: str, keys: Iterable[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT key, vector FROM embeddings WHERE model = ? AND key IN ({marks})",
+                [model, *chunk],
+            )
+            found.update(rows)
+        return found
+
+    def cache_vectors(self, model: str, vectors: dict[str, bytes]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO embeddings (model, key, vector) VALUES (?, ?, ?)",
+                [(model, key, blob) for key, blob in vectors.items()],
+            )
