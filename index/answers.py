@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from index.records import Article, Sentence
 
+_MAX_CONTEXT_CHARS = 300
+
 
 @dataclass(frozen=True)
 class Quote:
@@ -65,7 +67,13 @@ class Answer:
     found: bool = False
     library_empty: bool = False
     language: str = "en"
-    context: str = ""  # the earlier question a follow-up was read with
+    context: str = ""  # the earlier question(s) a follow-up was read with
+
+    @property
+    def search_text(self) -> str:
+        """The question with the context it was read in: what a follow-up to this answer is
+        read with (bounded, so a long thread does not drown the newest question)."""
+        return f"{self.context} {self.question}".strip()[-_MAX_CONTEXT_CHARS:]
 
     @property
     def article_ids(self) -> list[int]:

@@ -14,6 +14,9 @@ from typing import Any
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.toml"
 ENV_PREFIX = "ARTICLEBOT_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_KINDS = {"bool": "true or false", "int": "a whole number", "float": "a number"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Settings:
     document_prompt: str
     spacy_pipeline_de: str
     spacy_pipeline_en: str
+    ranking: str
     max_quotes: int
     max_candidates: int
     min_confidence: float
@@ -59,14 +63,19 @@ def _convert(key: str, value: Any) -> Any:
     kind = {f.name: f.type for f in fields(Settings)}[key]
     if kind == "Path":
         return Path(str(value)).expanduser()
-    if kind == "bool":
-        if isinstance(value, str):
-            return value.strip().lower() in {"1", "true", "yes", "on"}
-        return bool(value)
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
+    try:
+        if kind == "bool":
+            if not isinstance(value, str):
+                return bool(value)
+            if value.strip().lower() not in _TRUE | _FALSE:
+                raise ValueError(value)
+            return value.strip().lower() in _TRUE
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except ValueError:
+        raise ValueError(f"The setting {key} must be {_KINDS[kind]}, not {value!r}.") from None
     return str(value)
 
 
@@ -76,7 +85,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     values: dict[str, Any] = tomllib.loads(DEFAULTS_FILE.read_text(encoding="utf-8"))
     user_file = environ.get(f"{ENV_PREFIX}CONFIG")
     if user_file:
-        values.update(tomllib.loads(Path(user_file).expanduser().read_text(encoding="utf-8")))
+        path = Path(user_file).expanduser()
+        try:
+            values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except OSError as error:
+            raise ValueError(
+                f"{ENV_PREFIX}CONFIG names {path}, which cannot be read ({error.strerror})."
+            ) from None
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path} is not valid TOML: {error}") from None
     names = {f.name for f in fields(Settings)}
     unknown = set(values) - names
     if unknown:

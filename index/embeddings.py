@@ -1,9 +1,20 @@
-"""Sentence embeddings with sentence-transformers, loaded once and shared by every chat."""
+"""Sentence and token embeddings from one sentence-transformers model, loaded once.
+
+Each sentence is encoded *in its passage*: the model reads a window of neighbouring sentences
+(a paragraph or so) in one pass, and a sentence's vector is the mean of its own tokens' output
+vectors ("late chunking"). The sentence so keeps the meaning its context gives it ("he" knows
+who he is) at the cost of a single pass over the text. The same pass yields each sentence's
+contextual token vectors, which retrieval matches word by word against the question's
+(late interaction), across languages.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -13,25 +24,107 @@ from index.packaged_model import PACKAGED_MODEL_NAME, provision_packaged_model
 
 logger = logging.getLogger(__name__)
 
+# Context window for late chunking, in tokens: about a news paragraph or two.
+PASSAGE_TOKENS = 256
+_BATCH_TOKENS = 4096
+_WORD = re.compile(r"\w+")
+# Question words carry the kind of question, not its topic: they never match article words.
+QUESTION_WORDS = frozenset(
+    {
+        *("who", "whom", "whose", "what", "which", "when", "where", "why", "how"),
+        *("does", "did", "do", "is", "are", "was", "were"),
+        *("wer", "wen", "wem", "wessen", "was", "welche", "welcher", "welches", "welchen"),
+        *("welchem", "wann", "wo", "woher", "wohin", "warum", "weshalb", "wieso", "wie"),
+        *("wieviel", "wieviele"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class TokenVectors:
+    """Contextual token vectors of one text, centred and normalised for matching.
+
+    `spans` are character offsets of each token within the text; `content` marks tokens that
+    can carry meaning (not punctuation, not question words).
+    """
+
+    ids: np.ndarray  # int32 (n,)
+    spans: np.ndarray  # int32 (n, 2)
+    vectors: np.ndarray  # float16 (n, dim)
+    content: np.ndarray  # bool (n,)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """A text as one normalised vector plus its token vectors."""
+
+    vector: np.ndarray  # float32 (dim,)
+    tokens: TokenVectors
+
+
+@dataclass(frozen=True)
+class _Output:
+    """What one model pass gives for one text: the mean of all token vectors (the model's
+    usual sentence vector), and per token of the text itself its vector, span and id."""
+
+    text: str
+    pooled: np.ndarray
+    states: np.ndarray
+    spans: np.ndarray
+    ids: np.ndarray
+
+
+def _trim(text: str, spans: np.ndarray) -> np.ndarray:
+    """Token spans without the leading space the tokenizer counts as part of a word."""
+    spans = spans.copy()
+    for span in spans:
+        while span[0] < span[1] and span[0] < len(text) and text[span[0]].isspace():
+            span[0] += 1
+    return spans
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-9)
+
+
+def _content_mask(text: str, spans: np.ndarray) -> np.ndarray:
+    """Tokens inside a word that is not a question word."""
+    words = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+    mask = np.zeros(len(spans), dtype=bool)
+    for i, (start, end) in enumerate(spans):
+        for word_start, word_end, word in words:
+            if word_start <= start < word_end or start <= word_start < end:
+                mask[i] = word not in QUESTION_WORDS
+                break
+    return mask
+
 
 class Embedder:
-    """Turns questions and article sentences into normalised vectors.
+    """Turns questions and articles into vectors with the configured model.
 
-    Questions and sentences get different prompts ("query: " / "passage: " for E5 models),
+    Questions and articles get the model's prompts ("query: " / "passage: " for E5 models),
     which is what makes short questions match the longer sentences that answer them.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._model = None
-        self._lock = threading.Lock()
+        self._token_mean: np.ndarray | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def contextual(self) -> bool:
+        """Whether sentences are read in their passage (else each alone, the plain baseline)."""
+        return self.settings.ranking != "plain"
 
     @property
     def model_key(self) -> str:
-        """Identifies the vectors this embedder makes, so cached vectors of another model
-        (or other prompts) are never mixed in."""
+        """Identifies the vectors this embedder makes, so cached vectors of another model,
+        other prompts or another context window are never mixed in."""
         s = self.settings
-        return f"{s.model}|{s.query_prompt}|{s.document_prompt}"
+        context = f"passage{PASSAGE_TOKENS}" if self.contextual else "alone"
+        return f"{s.model}|{s.query_prompt}|{s.document_prompt}|{context}"
 
     def warm_up(self) -> None:
         """Load the model (converting the packaged one on first use)."""
@@ -47,37 +140,148 @@ class Embedder:
             if name == PACKAGED_MODEL_NAME:
                 name = str(provision_packaged_model(Path(self.settings.model_cache_dir)))
             logger.info("Loading embedding model %s", name)
-            self._model = SentenceTransformer(
+            model = SentenceTransformer(
                 name, device="cpu", cache_folder=str(self.settings.model_cache_dir)
             )
+            model.eval()
+            self._model = model
+            self._token_mean = self._reference_token_mean()
 
     @property
     def dimension(self) -> int:
         self.warm_up()
-        model = self._model
-        if hasattr(model, "get_embedding_dimension"):
-            return int(model.get_embedding_dimension())
-        return int(model.get_sentence_embedding_dimension())
+        return int(self._model[0].auto_model.config.hidden_size)
 
-    def embed_queries(self, texts: list[str]) -> np.ndarray:
+    @property
+    def query_prompt(self) -> str:
         self.warm_up()
-        prompt = self.settings.query_prompt or None
-        return self._encode(self._model.encode_query, texts, prompt)
+        return self.settings.query_prompt or self._model.prompts.get("query", "")
 
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
+    @property
+    def document_prompt(self) -> str:
         self.warm_up()
-        prompt = self.settings.document_prompt or None
-        return self._encode(self._model.encode_document, texts, prompt)
-
-    def _encode(self, encode, texts: list[str], prompt: str | None) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = encode(
-            texts,
-            prompt=prompt,
-            batch_size=32,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
+        prompts = self._model.prompts
+        return (
+            self.settings.document_prompt or prompts.get("document") or prompts.get("passage", "")
         )
-        return np.asarray(vectors, dtype=np.float32)
+
+    def _forward(self, texts: list[str], prompt: str) -> list[_Output]:
+        """Run the model on `prompt + text` for each text, in batches of similar length."""
+        import torch
+
+        tokenizer = self._model.tokenizer
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        outputs: list[_Output | None] = [None] * len(texts)
+        batch_size = max(1, _BATCH_TOKENS // PASSAGE_TOKENS)
+        for first in range(0, len(order), batch_size):
+            chosen = order[first : first + batch_size]
+            batch = tokenizer(
+                [prompt + texts[i] for i in chosen],
+                padding=True,
+                truncation=True,
+                max_length=self._model.max_seq_length,
+                return_offsets_mapping=True,
+                return_tensors="pt",
+            )
+            offsets = batch.pop("offset_mapping").numpy().astype(np.int32) - len(prompt)
+            with torch.inference_mode():
+                states = self._model[0].auto_model(**batch).last_hidden_state.numpy()
+            ids = batch["input_ids"].numpy()
+            mask = batch["attention_mask"].numpy().astype(bool)
+            for row, i in enumerate(chosen):
+                real = states[row][mask[row]]
+                spans = offsets[row][mask[row]]
+                inside = spans[:, 1] > 0  # not a special token, not part of the prompt
+                outputs[i] = _Output(
+                    texts[i],
+                    real.mean(axis=0),
+                    real[inside],
+                    _trim(texts[i], np.clip(spans[inside], 0, None)),
+                    ids[row][mask[row]][inside],
+                )
+        return outputs  # type: ignore[return-value]
+
+    def _encoding(self, output: _Output, start: int, end: int) -> Encoding | None:
+        """The part of a model pass that covers `text[start:end]`, as that span's encoding:
+        the mean of its tokens (late chunking) and its tokens with span-relative offsets."""
+        keep = (output.spans[:, 1] > start) & (output.spans[:, 0] < end)
+        if not keep.any():
+            return None
+        spans = np.clip(output.spans[keep] - start, 0, end - start).astype(np.int32)
+        tokens = TokenVectors(
+            ids=output.ids[keep].astype(np.int32),
+            spans=spans,
+            vectors=_normalise(output.states[keep] - self._token_mean).astype(np.float16),
+            content=_content_mask(output.text[start:end], spans),
+        )
+        return Encoding(_normalise(output.states[keep].mean(axis=0)).astype(np.float32), tokens)
+
+    def encode_query(self, question: str) -> Encoding:
+        """The question's vector (the model's usual mean pooling) and its word tokens."""
+        self.warm_up()
+        (output,) = self._forward([question], self.query_prompt)
+        encoding = self._encoding(output, 0, len(question))
+        vector = _normalise(output.pooled).astype(np.float32)
+        if encoding is None:  # nothing but white space
+            empty = np.zeros(0, dtype=np.int32)
+            tokens = TokenVectors(
+                empty, empty.reshape(0, 2), np.zeros((0, len(vector)), np.float16), empty > 0
+            )
+            return Encoding(vector, tokens)
+        return Encoding(vector, encoding.tokens)
+
+    def encode_passages(
+        self, passages: list[str], spans: list[list[tuple[int, int]]]
+    ) -> list[list[Encoding]]:
+        """Encode each passage in one model pass; one encoding per sentence span in it.
+
+        In "plain" ranking mode every passage is a single sentence and its vector is the
+        model's usual sentence embedding (prompt and special tokens pooled in)."""
+        self.warm_up()
+        outputs = self._forward(passages, self.document_prompt)
+        encodings = []
+        for passage, output, sentence_spans in zip(passages, outputs, spans, strict=True):
+            sentences = []
+            for start, end in sentence_spans:
+                encoding = self._encoding(output, start, end)
+                if encoding is None:  # cut off by the model's length limit: read it alone
+                    (alone,) = self._forward([passage[start:end]], self.document_prompt)
+                    output, start, end = alone, 0, end - start
+                    encoding = self._encoding(alone, start, end)
+                if not self.contextual:
+                    vector = _normalise(output.pooled).astype(np.float32)
+                    encoding = Encoding(vector, encoding.tokens)
+                sentences.append(encoding)
+            encodings.append(sentences)
+        return encodings
+
+    def passages(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Group consecutive sentences into windows of at most PASSAGE_TOKENS tokens.
+
+        Returns (first, last + 1) sentence index ranges. A window ends early at a blank line,
+        so unrelated paragraphs ("Foto: ...", a headline) don't lend each other context."""
+        if not self.contextual:
+            return [(i, i + 1) for i in range(len(spans))]
+        self.warm_up()
+        tokenizer = self._model.tokenizer
+        counts = [len(ids) - 2 for ids in tokenizer([text[a:b] for a, b in spans])["input_ids"]]
+        windows, first, size = [], 0, 0
+        for index, count in enumerate(counts):
+            gap = text[spans[index - 1][1] : spans[index][0]] if index else ""
+            if index > first and (size + count > PASSAGE_TOKENS or "\n\n" in gap):
+                windows.append((first, index))
+                first, size = index, 0
+            size += count
+        if spans:
+            windows.append((first, len(spans)))
+        return windows
+
+    def _reference_token_mean(self) -> np.ndarray:
+        """The average token vector of this model over a neutral bilingual text.
+
+        Contextual token vectors all share one large common direction; matching tokens only
+        works once it is removed. It is a property of the model, not of any chat's articles."""
+        reference = resources.files("index").joinpath("data/token_reference.txt").read_text("utf-8")
+        paragraphs = [p for p in reference.split("\n") if p.strip()]
+        outputs = self._forward(paragraphs, self.document_prompt)
+        return np.concatenate([output.states for output in outputs]).mean(axis=0)

@@ -145,8 +145,8 @@ class Evaluation:
         self.progress = progress or _no_progress
         self._article_ids: dict[str, dict[str, int]] = {}
 
-    def _chat(self, language: str, without: str | None = None) -> str:
-        return f"eval-{language}" + (f"-without-{without}" if without else "")
+    def _chat(self, language: str, purpose: str = "") -> str:
+        return f"eval-{language}" + (f"-{purpose}" if purpose else "")
 
     def build(self, language: str) -> dict[str, int]:
         """Index all articles of one language into one chat; returns dataset id -> article id."""
@@ -157,25 +157,9 @@ class Evaluation:
         self.library.forget(chat)
         ids = {}
         for article in self.progress(articles, f"indexing {language} articles", len(articles)):
-            draft = ArticleDraft(
-                title=article.title.replace("_", " "),
-                text=article.text,
-                language=article.language,
-                source="text",
-            )
-            ids[article.article_id] = self.library.add_draft(chat, draft).id
+            ids[article.article_id] = self.library.add_draft(chat, _draft(article)).id
         self._article_ids[language] = ids
         return ids
-
-    def _build_without(self, language: str, left_out: str) -> str:
-        """A chat holding every article of `language` but one (vectors come from the cache)."""
-        chat = self._chat(language, left_out)
-        self.library.forget(chat)
-        for article in load_articles(self.folder, language, self.split):
-            if article.article_id != left_out:
-                draft = ArticleDraft(article.title, article.text, article.language, "text")
-                self.library.add_draft(chat, draft)
-        return chat
 
     def run_pair(self, pair: str, negatives: bool = True) -> dict:
         article_language = pair.split("-")[1]
@@ -207,18 +191,37 @@ class Evaluation:
         return result
 
     def _absent_scores(self, questions: list[EvalQuestion], language: str) -> list[float]:
-        """Top scores of each question asked against the library without its article."""
+        """Top scores of each question asked against the library without its article.
+
+        One library of the language's articles is built once; each article is taken out while
+        its questions are asked, then put back (its sentences come from the encoding cache)."""
         by_article: dict[str, list[EvalQuestion]] = {}
         for question in questions:
             if question.answerable:
                 by_article.setdefault(question.article_id, []).append(question)
+        chat = self._chat(language, "absent")
+        self.library.forget(chat)
+        drafts = {a.article_id: _draft(a) for a in load_articles(self.folder, language, self.split)}
+        numbers = {key: self.library.add_draft(chat, draft).number for key, draft in drafts.items()}
         scores = []
         for left_out, group in self.progress(
             list(by_article.items()), "asking without the answering article", len(by_article)
         ):
-            chat = self._build_without(language, left_out)
+            if left_out in numbers:
+                self.library.remove(chat, numbers[left_out])
             for question in group:
                 answer = self.library.ask(chat, question.question)
                 scores.append(answer.quotes[0].score if answer.quotes else 0.0)
-            self.library.forget(chat)
+            if left_out in drafts:
+                numbers[left_out] = self.library.add_draft(chat, drafts[left_out]).number
+        self.library.forget(chat)
         return scores
+
+
+def _draft(article: EvalArticle) -> ArticleDraft:
+    return ArticleDraft(
+        title=article.title.replace("_", " "),
+        text=article.text,
+        language=article.language,
+        source="text",
+    )

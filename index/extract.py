@@ -7,6 +7,7 @@ an article and refuses the rest with a sentence the user can act on.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 import unicodedata
@@ -29,6 +30,30 @@ _NON_ARTICLE_HINTS = re.compile(
 )
 # Below this many words, a page that talks about cookies or JavaScript is a wall, not an article.
 _WALL_WORDS = 80
+# Consent dialogs ("cookie walls") speak of themselves in the first person and use phrases
+# that articles hardly ever do. A short page with that voice and several such phrases is a wall,
+# however long its legal text is; an article *about* cookie banners is not.
+_CONSENT_VOICE = re.compile(
+    r"\b(?:wir|we) (?:und|and) (?:unsere|our) (?:\d+ )?partner"
+    r"|\b(?:wir|we) (?:verwenden|nutzen|setzen|use) (?:\w+ )?cookies"
+    r"|we value your privacy|ihre privatsphäre ist uns wichtig",
+    re.I,
+)
+_CONSENT_PHRASES = tuple(
+    re.compile(pattern, re.I)
+    for pattern in (
+        r"speichern und/oder|store and/or access",
+        r"personalisierte (?:anzeigen|werbung)|personali[sz]ed (?:ads|advertising)",
+        r"alle akzeptieren|alle ablehnen|zustimmen und weiter|accept all|reject all",
+        r"jederzeit.{0,100}widerrufen|withdraw your consent",
+        r"(?:datenschutz|privatsphäre|privacy|cookie)[- ]?(?:einstellungen|settings|preferences)"
+        r"|manage preferences",
+        r"\bpur-?abo|werbefrei lesen|ad-free",
+        r"berechtigte[nms]? interesse|legitimate interest",
+    )
+)
+_CONSENT_KINDS = 2
+_CONSENT_WALL_WORDS = 400
 
 
 def canonical_url(url: str) -> str:
@@ -74,9 +99,7 @@ class ArticleExtractor:
         text = clean_text(document.text or "") if document else ""
         where = f" at {url}" if url else ""
         words = len(_WORD.findall(text))
-        if words < self.settings.min_article_words or (
-            words < _WALL_WORDS and _NON_ARTICLE_HINTS.search(text)
-        ):
+        if words < self.settings.min_article_words or _looks_like_wall(text, words):
             raise ArticleRejected(
                 f"No article text found{where}: the page may need JavaScript, or show only a "
                 "cookie banner, a login wall or a list of links."
@@ -138,19 +161,36 @@ class ArticleExtractor:
         )
 
 
+def _looks_like_wall(text: str, words: int) -> bool:
+    """Whether extracted page text is a JavaScript, login or consent wall, not an article."""
+    if words < _WALL_WORDS and _NON_ARTICLE_HINTS.search(text):
+        return True
+    if words >= _CONSENT_WALL_WORDS or not _CONSENT_VOICE.search(text):
+        return False
+    return sum(1 for phrase in _CONSENT_PHRASES if phrase.search(text)) >= _CONSENT_KINDS
+
+
 def decode_text(data: bytes) -> str:
-    """UTF-8 text, or a clear refusal for binary data and other encodings."""
-    if b"\x00" in data[:65536]:
-        raise ArticleRejected("This looks like a binary file, not text.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ArticleRejected("The text is not valid UTF-8; please send it as UTF-8.") from None
+    """UTF-8 text (or UTF-16 with its byte order mark, as Windows saves "Unicode" text), or a
+    clear refusal for binary data and other encodings."""
+    binary = ArticleRejected("This looks like a binary file, not text.")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise binary from None
+    elif b"\x00" in data[:65536]:
+        raise binary
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ArticleRejected("The text is not valid UTF-8; please send it as UTF-8.") from None
     controls = sum(
         1 for ch in text[:65536] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"
     )
     if controls > max(8, len(text[:65536]) // 100):
-        raise ArticleRejected("This looks like a binary file, not text.")
+        raise binary
     return text
 
 

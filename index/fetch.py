@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -19,6 +20,7 @@ from index.errors import ArticleRejected
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain", "text/markdown"}
 _REDIRECTS = {301, 302, 303, 307, 308}
+_INVALID_LINK = "That is not a valid web address; please check the link."
 _KINDS = {
     "application/pdf": "a PDF",
     "image/": "an image",
@@ -43,14 +45,17 @@ class FetchedPage:
         return self.content_type in HTML_TYPES
 
     def text(self) -> str:
-        return self.body.decode(self.charset or "utf-8", errors="replace")
+        try:
+            return self.body.decode(self.charset or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.body.decode("utf-8", errors="replace")
 
 
 def _describe(content_type: str) -> str:
     for prefix, kind in _KINDS.items():
         if content_type.startswith(prefix):
             return kind
-    return f"a {content_type or 'unknown'} file"
+    return f"a {content_type} file" if content_type else "a file of unknown type"
 
 
 class PageFetcher:
@@ -65,23 +70,31 @@ class PageFetcher:
             "User-Agent": s.user_agent,
             "Accept": "text/html,application/xhtml+xml,text/plain",
         }
-        timeout = httpx.Timeout(s.fetch_timeout_seconds)
-        with httpx.Client(headers=headers, timeout=timeout, follow_redirects=False) as client:
+        # The timeout bounds the whole download, redirects included, not only each read: a
+        # server sending a few bytes at a time must not hold the fetch for longer.
+        deadline = time.monotonic() + s.fetch_timeout_seconds
+        with httpx.Client(headers=headers, follow_redirects=False) as client:
             for _ in range(s.fetch_max_redirects + 1):
                 self._check_target(url)
-                result = self._get(client, url)
+                result = self._get(client, url, deadline)
                 if isinstance(result, FetchedPage):
                     return result
                 url = result
         raise ArticleRejected(f"The link redirects more than {s.fetch_max_redirects} times.")
 
-    def _get(self, client: httpx.Client, url: str) -> FetchedPage | str:
+    def _get(self, client: httpx.Client, url: str, deadline: float) -> FetchedPage | str:
         """The page, or the URL the server redirects to."""
         host = urlsplit(url).hostname or url
+        too_slow = ArticleRejected(
+            f"{host} did not answer within {self.settings.fetch_timeout_seconds:g} seconds."
+        )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise too_slow
         try:
-            with client.stream("GET", url) as response:
+            with client.stream("GET", url, timeout=httpx.Timeout(remaining)) as response:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
-                    return urljoin(url, response.headers["location"])
+                    return _redirect_target(url, response.headers["location"], host)
                 if response.status_code >= 400:
                     reason = response.reason_phrase or "error"
                     raise ArticleRejected(
@@ -93,18 +106,20 @@ class PageFetcher:
                         f"The link points to {_describe(content_type)}, not a web page with an "
                         "article."
                     )
-                body = self._read_capped(response)
+                body = self._read_capped(response, deadline, too_slow)
                 return FetchedPage(str(response.url), content_type, body, charset)
         except httpx.TimeoutException:
-            raise ArticleRejected(
-                f"{host} did not answer within {self.settings.fetch_timeout_seconds:g} seconds."
-            ) from None
-        except httpx.ConnectError:
+            raise too_slow from None
+        except (httpx.ConnectError, UnicodeError):  # UnicodeError: a host name IDNA refuses
             raise ArticleRejected(f"Could not connect to {host}.") from None
+        except httpx.InvalidURL:
+            raise ArticleRejected(_INVALID_LINK) from None
         except httpx.HTTPError as error:
             raise ArticleRejected(f"Could not fetch the page from {host} ({error}).") from None
 
-    def _read_capped(self, response: httpx.Response) -> bytes:
+    def _read_capped(
+        self, response: httpx.Response, deadline: float, too_slow: ArticleRejected
+    ) -> bytes:
         cap = self.settings.fetch_max_bytes
         too_large = ArticleRejected(f"The page is larger than {cap // 1_000_000 or 1} MB.")
         if int(response.headers.get("content-length") or 0) > cap:
@@ -114,17 +129,24 @@ class PageFetcher:
             size += len(chunk)
             if size > cap:
                 raise too_large
+            if time.monotonic() > deadline:
+                raise too_slow
             chunks.append(chunk)
         return b"".join(chunks)
 
     def _check_target(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # e.g. "http://[::1" or a port out of range
+            raise ArticleRejected(_INVALID_LINK) from None
+        if parts.scheme not in {"http", "https"}:
             raise ArticleRejected("Only http:// and https:// links can be added.")
+        if not parts.hostname:
+            raise ArticleRejected(_INVALID_LINK)
         if self.settings.allow_private_urls:
             return
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
             infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, ValueError):
             raise ArticleRejected(f"Could not find the host {parts.hostname}.") from None
@@ -135,6 +157,13 @@ class PageFetcher:
                     f"{parts.hostname} is on a private or local network; the bot only fetches "
                     "public web pages."
                 )
+
+
+def _redirect_target(url: str, location: str, host: str) -> str:
+    try:
+        return urljoin(url, location)
+    except ValueError:
+        raise ArticleRejected(f"{host} redirects to an invalid address.") from None
 
 
 def _content_type(response: httpx.Response) -> tuple[str, str | None]:

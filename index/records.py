@@ -42,11 +42,15 @@ class Article:
 
 @dataclass(frozen=True)
 class Sentence:
-    """A sentence as a span of its article's stored text; `position` counts from 0."""
+    """A sentence as a span of its article's stored text; `position` counts from 0.
+
+    `paragraph` numbers the article's paragraphs; `passage` the windows of neighbouring
+    sentences the model read together."""
 
     id: int
     article_id: int
     position: int
     paragraph: int
+    passage: int
     start: int
     end: int

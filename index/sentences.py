@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import spacy
 from spacy.language import Language
 from spacy.symbols import ORTH
+from spacy.tokens import Doc
 
 from index.config import Settings
 
@@ -22,6 +23,33 @@ _PARAGRAPH = re.compile(r"[^\n]+")
 _QUOTE_PAIRS = {"de": (("«", "»"), ("„", "“")), "en": (("“", "”"), ("‘", "’"))}
 _DEFAULT_QUOTE_PAIRS = (("«", "»"), ("“", "”"))
 _MAX_MERGED_CHARS = 600
+# Numbers that are not ordinals although a full stop follows them: years and amounts of three
+# or more digits, thousands ("12.000"), scores and decimals ("3:1", "2,5").
+_NOT_ORDINAL = re.compile(r"\d{3,}|\d{1,3}(?:\.\d{3})+|\d+(?:[:,]\d+)+")
+
+
+@Language.component("articlebot_numbers_end_sentences")
+def _numbers_end_sentences(doc: Doc) -> Doc:
+    """German rules read "2022." as an ordinal (as in "am 3. Mai"), which glues "Das gilt seit
+    2022. Danach ..." into one sentence. A year, amount or score with its full stop, followed by
+    a capitalised word (after closing quotes), ends the sentence."""
+    for i, token in enumerate(doc[:-1]):
+        if not (token.text.endswith(".") and _NOT_ORDINAL.fullmatch(token.text[:-1])):
+            continue
+        j = i + 1
+        while j < len(doc) and doc[j].is_punct and not doc[j - 1].whitespace_:
+            j += 1  # closing quotes or brackets right after the full stop
+        if j < len(doc) and _starts_sentence(doc, j):
+            doc[j].is_sent_start = True
+    return doc
+
+
+def _starts_sentence(doc: Doc, i: int) -> bool:
+    """A capitalised word, or an opening quotation mark or bracket before one."""
+    if doc[i].text[:1].isupper():
+        return True
+    opening = doc[i].is_quote or doc[i].is_left_punct
+    return opening and i + 1 < len(doc) and doc[i + 1].text[:1].isupper()
 
 
 @dataclass(frozen=True)
@@ -33,9 +61,22 @@ class SentenceSpan:
     paragraph: int
 
 
-def _opens_quote(text: str, language: str) -> bool:
+def _quote_pairs(paragraph: str, language: str) -> tuple[tuple[str, str], ...]:
+    """The quotation marks a paragraph uses. Guillemets point either way («Swiss and French»,
+    »German books and magazines«): the one that comes first opens. German text without „ may
+    use English “…”."""
+    pairs = _QUOTE_PAIRS.get(language, _DEFAULT_QUOTE_PAIRS)
+    left, right = paragraph.find("«"), paragraph.find("»")
+    if right >= 0 and (left < 0 or right < left):
+        pairs = tuple(("»", "«") if pair == ("«", "»") else pair for pair in pairs)
+    if ("„", "“") in pairs and "„" not in paragraph:
+        pairs = tuple(("“", "”") if pair == ("„", "“") else pair for pair in pairs)
+    return pairs
+
+
+def _opens_quote(text: str, pairs: tuple[tuple[str, str], ...]) -> bool:
     """Whether `text` opens a quotation it does not close."""
-    for opening, closing in _QUOTE_PAIRS.get(language, _DEFAULT_QUOTE_PAIRS):
+    for opening, closing in pairs:
         if text.count(opening) > text.count(closing):
             return True
     return text.count('"') % 2 == 1
@@ -71,6 +112,7 @@ class SentenceSplitter:
         # "et al." is the commonest abbreviation spaCy's rules miss, in every language.
         nlp.tokenizer.add_special_case("al.", [{ORTH: "al."}])
         nlp.add_pipe("sentencizer")
+        nlp.add_pipe("articlebot_numbers_end_sentences")
         return nlp
 
     def split(self, text: str, language: str) -> list[SentenceSpan]:
@@ -93,12 +135,13 @@ def _merge_open_quotes(
     text: str, pieces: list[tuple[int, int]], language: str
 ) -> list[tuple[int, int]]:
     """Join sentences that sit inside one quotation ("«Wir sind bereit. Alles ist gut.»")."""
+    pairs = _quote_pairs(text, language)
     merged: list[tuple[int, int]] = []
     for start, end in pieces:
         if merged:
             last_start, last_end = merged[-1]
             if (
-                _opens_quote(text[last_start:last_end], language)
+                _opens_quote(text[last_start:last_end], pairs)
                 and end - last_start <= _MAX_MERGED_CHARS
             ):
                 merged[-1] = (last_start, end)

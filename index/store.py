@@ -1,4 +1,4 @@
-"""SQLite storage: chats' articles, their sentences, and the embedding cache.
+"""SQLite storage: chats' articles, their sentences, and the encoding cache.
 
 SQLite is the source of truth. The FAISS files are derived from it and can always be rebuilt
 from the cached vectors stored here. Each change is one transaction, so an article is either
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.embeddings import Encoding, TokenVectors
 from index.records import Article, ArticleDraft, Sentence
 
 _SCHEMA = """
@@ -47,19 +48,24 @@ CREATE TABLE IF NOT EXISTS sentences (
     article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     position INTEGER NOT NULL,
     paragraph INTEGER NOT NULL,
+    passage INTEGER NOT NULL,
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
-    embedding_key TEXT NOT NULL
+    encoding_key TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sentences_by_article ON sentences (article_id, position);
-CREATE TABLE IF NOT EXISTS embeddings (
+CREATE TABLE IF NOT EXISTS encodings (
     model TEXT NOT NULL,
     key TEXT NOT NULL,
     vector BLOB NOT NULL,
+    token_ids BLOB NOT NULL,
+    token_spans BLOB NOT NULL,
+    token_vectors BLOB NOT NULL,
     PRIMARY KEY (model, key)
 );
 """
 
+_SENTENCE_COLUMNS = 's.id, s.article_id, s.position, s.paragraph, s.passage, s.start, s."end"'
 _ARTICLE_COLUMNS = (
     "a.id, a.chat_id, a.number, a.title, a.text, a.language, a.source, a.url, a.canonical_url,"
     " a.author, a.published, a.added_at, a.added_by, a.text_hash,"
@@ -105,11 +111,12 @@ class Store:
         chat_id: str,
         draft: ArticleDraft,
         text_hash: str,
-        spans: list[tuple[int, int, int]],
-        embedding_keys: list[str],
+        sentences: list[tuple[int, int, int, int]],
+        encoding_keys: list[str],
         added_by: str | None = None,
     ) -> tuple[Article, list[Sentence]]:
-        """Store an article with its sentences `(start, end, paragraph)` in one transaction."""
+        """Store an article with its sentences `(start, end, paragraph, passage)` in one
+        transaction; their encodings must be cached already."""
         added_at = datetime.now(UTC).isoformat(timespec="seconds")
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO chats (id) VALUES (?)", (chat_id,))
@@ -140,12 +147,12 @@ class Store:
             )
             article_id = cursor.lastrowid
             db.executemany(
-                'INSERT INTO sentences (article_id, position, paragraph, start, "end",'
-                " embedding_key) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO sentences (article_id, position, paragraph, passage, start,"
+                ' "end", encoding_key) VALUES (?, ?, ?, ?, ?, ?, ?)',
                 [
-                    (article_id, position, paragraph, start, end, key)
-                    for position, ((start, end, paragraph), key) in enumerate(
-                        zip(spans, embedding_keys, strict=True)
+                    (article_id, position, paragraph, passage, start, end, key)
+                    for position, ((start, end, paragraph, passage), key) in enumerate(
+                        zip(sentences, encoding_keys, strict=True)
                     )
                 ],
             )
@@ -223,8 +230,7 @@ class Store:
 
     def sentences_of(self, article_id: int) -> list[Sentence]:
         rows = self._query(
-            'SELECT id, article_id, position, paragraph, start, "end" FROM sentences'
-            " WHERE article_id = ? ORDER BY position",
+            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s WHERE article_id = ? ORDER BY position",
             (article_id,),
         )
         return [Sentence(*row) for row in rows]
@@ -235,17 +241,15 @@ class Store:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._query(
-            f'SELECT id, article_id, position, paragraph, start, "end" FROM sentences'
-            f" WHERE id IN ({marks})",
+            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s WHERE id IN ({marks})",
             ids,
         )
         return {row[0]: Sentence(*row) for row in rows}
 
     def chat_sentences(self, chat_id: str) -> list[Sentence]:
         rows = self._query(
-            'SELECT s.id, s.article_id, s.position, s.paragraph, s.start, s."end"'
-            " FROM sentences s JOIN articles a ON a.id = s.article_id WHERE a.chat_id = ?"
-            " ORDER BY s.id",
+            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s"
+            " JOIN articles a ON a.id = s.article_id WHERE a.chat_id = ? ORDER BY s.id",
             (chat_id,),
         )
         return [Sentence(*row) for row in rows]
@@ -254,7 +258,7 @@ class Store:
         """Sentence ids of a chat with their cached vectors (for rebuilding its FAISS file)."""
         rows = self._query(
             "SELECT s.id, e.vector FROM sentences s JOIN articles a ON a.id = s.article_id"
-            " JOIN embeddings e ON e.key = s.embedding_key AND e.model = ?"
+            " JOIN encodings e ON e.key = s.encoding_key AND e.model = ?"
             " WHERE a.chat_id = ? ORDER BY s.id",
             (model, chat_id),
         )
@@ -270,24 +274,86 @@ class Store:
         )
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    # Embedding cache
+    def chat_token_ids(self, chat_id: str, model: str) -> list[np.ndarray]:
+        """The token ids of every sentence of a chat (for word rarity statistics)."""
+        rows = self._query(
+            "SELECT e.token_ids FROM sentences s JOIN articles a ON a.id = s.article_id"
+            " JOIN encodings e ON e.key = s.encoding_key AND e.model = ? WHERE a.chat_id = ?",
+            (model, chat_id),
+        )
+        return [np.frombuffer(r[0], dtype=np.int32) for r in rows]
 
-    def cached_vectors(self, model: str, keys: Iterable[str]) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
+    def passage_mates(self, sentence_ids: Iterable[int]) -> dict[int, list[int]]:
+        """For each sentence, the ids of all sentences of its passage (itself included)."""
+        ids = sorted(set(int(i) for i in sentence_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            "SELECT s.id, m.id FROM sentences s JOIN sentences m"
+            " ON m.article_id = s.article_id AND m.passage = s.passage"
+            f" WHERE s.id IN ({marks}) ORDER BY m.position",
+            ids,
+        )
+        mates: dict[int, list[int]] = {}
+        for sentence, mate in rows:
+            mates.setdefault(sentence, []).append(mate)
+        return mates
+
+    def sentence_tokens(self, model: str, sentence_ids: Iterable[int]) -> dict[int, TokenVectors]:
+        ids = sorted(set(int(i) for i in sentence_ids))
+        found: dict[int, TokenVectors] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                "SELECT s.id, e.vector, e.token_ids, e.token_spans, e.token_vectors"
+                " FROM sentences s JOIN encodings e ON e.key = s.encoding_key AND e.model = ?"
+                f" WHERE s.id IN ({marks})",
+                [model, *chunk],
+            )
+            found.update((row[0], _decode(row[1:]).tokens) for row in rows)
+        return found
+
+    # Encoding cache: what the model made of each sentence, keyed by sentence and context
+
+    def cached_encodings(self, model: str, keys: Iterable[str]) -> dict[str, Encoding]:
+        found: dict[str, Encoding] = {}
         unique = sorted(set(keys))
         for i in range(0, len(unique), 500):
             chunk = unique[i : i + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._query(
-                f"SELECT key, vector FROM embeddings WHERE model = ? AND key IN ({marks})",
+                "SELECT key, vector, token_ids, token_spans, token_vectors FROM encodings"
+                f" WHERE model = ? AND key IN ({marks})",
                 [model, *chunk],
             )
-            found.update(rows)
+            found.update((row[0], _decode(row[1:])) for row in rows)
         return found
 
-    def cache_vectors(self, model: str, vectors: dict[str, bytes]) -> None:
+    def cache_encodings(self, model: str, encodings: dict[str, Encoding]) -> None:
         with self._transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO embeddings (model, key, vector) VALUES (?, ?, ?)",
-                [(model, key, blob) for key, blob in vectors.items()],
+                "INSERT OR IGNORE INTO encodings"
+                " (model, key, vector, token_ids, token_spans, token_vectors)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(model, key, *_encode(encoding)) for key, encoding in encodings.items()],
             )
+
+
+def _encode(encoding: Encoding) -> tuple[bytes, bytes, bytes, bytes]:
+    tokens = encoding.tokens
+    return (
+        encoding.vector.astype(np.float32).tobytes(),
+        tokens.ids.astype(np.int32).tobytes(),
+        tokens.spans.astype(np.int32).tobytes(),
+        tokens.vectors.astype(np.float16).tobytes(),
+    )
+
+
+def _decode(blobs: tuple[bytes, bytes, bytes, bytes]) -> Encoding:
+    vector = np.frombuffer(blobs[0], dtype=np.float32)
+    ids = np.frombuffer(blobs[1], dtype=np.int32)
+    spans = np.frombuffer(blobs[2], dtype=np.int32).reshape(-1, 2)
+    vectors = np.frombuffer(blobs[3], dtype=np.float16).reshape(len(ids), len(vector))
+    return Encoding(vector, TokenVectors(ids, spans, vectors, np.ones(len(ids), dtype=bool)))

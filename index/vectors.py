@@ -7,6 +7,7 @@ stopped between the two writes), it is rebuilt from the vectors cached in SQLite
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -45,25 +46,41 @@ class VectorIndexes:
 
     def _path(self, chat_id: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_-]", "_", chat_id)
+        if safe != chat_id:  # "a.b" and "a/b" must not share the file of chat "a_b"
+            safe += "-" + hashlib.sha1(chat_id.encode()).hexdigest()[:12]
         return self.folder / f"chat_{safe}.faiss"
 
-    def _index(self, chat_id: str) -> faiss.IndexIDMap2:
+    def _index(
+        self, chat_id: str, adding: np.ndarray | None = None, removing: np.ndarray | None = None
+    ) -> faiss.IndexIDMap2:
         with self._lock:
             if chat_id not in self._indexes:
-                self._indexes[chat_id] = self._load_or_rebuild(chat_id)
+                self._indexes[chat_id] = self._load_or_rebuild(chat_id, adding, removing)
             return self._indexes[chat_id]
 
-    def _load_or_rebuild(self, chat_id: str) -> faiss.IndexIDMap2:
+    def _load_or_rebuild(
+        self, chat_id: str, adding: np.ndarray | None = None, removing: np.ndarray | None = None
+    ) -> faiss.IndexIDMap2:
+        """The chat's index from its file if that matches the database, else rebuilt.
+
+        The database is written first, so while sentences are being added (or removed) the file
+        may still lack (or hold) exactly those: that is in step, not out of date.
+        """
         path = self._path(chat_id)
         expected = np.sort(self._ids_of(chat_id))
+        empty = np.zeros(0, dtype=np.int64)
+        adding = empty if adding is None else np.asarray(adding, dtype=np.int64)
+        removing = empty if removing is None else np.asarray(removing, dtype=np.int64)
         if path.exists():
             try:
                 index = faiss.read_index(str(path))
-                stored = np.sort(faiss.vector_to_array(index.id_map))
-                if index.d == self.dimension and np.array_equal(stored, expected):
+                stored = faiss.vector_to_array(index.id_map)
+                current = np.union1d(np.setdiff1d(stored, removing), adding)
+                in_step = len(np.unique(stored)) == len(stored)
+                if in_step and index.d == self.dimension and np.array_equal(current, expected):
                     return index
                 logger.warning("Vector file of chat %s is out of date; rebuilding", chat_id)
-            except RuntimeError:
+            except (RuntimeError, AttributeError):  # AttributeError: not an IndexIDMap2
                 logger.warning("Vector file of chat %s is unreadable; rebuilding", chat_id)
         ids, vectors = self._vectors_of(chat_id)
         index = _new_index(self.dimension)
@@ -84,7 +101,7 @@ class VectorIndexes:
 
     def add(self, chat_id: str, ids: np.ndarray, vectors: np.ndarray) -> None:
         with self._lock:
-            index = self._index(chat_id)
+            index = self._index(chat_id, adding=ids)
             present = set(faiss.vector_to_array(index.id_map).tolist())
             new = np.array([i not in present for i in ids.tolist()], dtype=bool)
             if new.any():
@@ -93,7 +110,7 @@ class VectorIndexes:
 
     def remove(self, chat_id: str, ids: list[int]) -> None:
         with self._lock:
-            index = self._index(chat_id)
+            index = self._index(chat_id, removing=np.array(ids, dtype=np.int64))
             if ids:
                 index.remove_ids(np.array(ids, dtype=np.int64))
             self._save(chat_id, index)

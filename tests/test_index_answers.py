@@ -1,0 +1,131 @@
+"""Asking: verbatim quotes with their sources, best first, and "no answer" below the configured
+confidence. Only clear-cut cases are asserted; exact scores and rankings are left free."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from index.answers import Answer
+from index.config import load_settings
+from index.embeddings import Embedder
+from index.library import Library
+from index.records import Article
+from tests.conftest import SEED_ARTICLE, fixture_bytes, fixture_text, settings_environ
+
+CHAT = "readers"
+
+
+@pytest.fixture(scope="module")
+def stocked(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[tuple[Library, Article, Article]]:
+    """One library for the module (only asked, never changed): the German seed article and
+    the English night-bus article."""
+    settings = load_settings(settings_environ()).with_overrides(
+        data_dir=tmp_path_factory.mktemp("answers")
+    )
+    library = Library(settings, embedder=embedder)
+    seed = library.add_text(CHAT, fixture_text(SEED_ARTICLE))
+    buses = library.add_file(CHAT, "en_article.html", fixture_bytes("en_article.html"))
+    yield library, seed, buses
+    library.close()
+
+
+def with_threshold(library: Library, embedder: Embedder, threshold: float) -> Library:
+    return Library(library.settings.with_overrides(min_confidence=threshold), embedder=embedder)
+
+
+def assert_verbatim(answer: Answer, articles: dict[int, Article]) -> None:
+    for quote in answer.quotes:
+        article = articles[quote.article_id]
+        assert quote.text == article.text[quote.start : quote.end]
+        assert (quote.article_number, quote.title, quote.url, quote.published) == (
+            article.number,
+            article.title,
+            article.url,
+            article.published,
+        )
+
+
+def test_cross_lingual_question_is_answered_from_the_german_article(
+    stocked: tuple[Library, Article, Article],
+) -> None:
+    """The mission's example: an English question about a German article is answered with
+    quotes from the German article, among those shown a sentence about Russia and Iran, each
+    verbatim with its source."""
+    library, seed, buses = stocked
+    answer = library.ask(CHAT, "Who is mediating with Iran?")
+    assert answer.found and not answer.library_empty
+    shown = answer.quotes[: library.settings.max_quotes]
+    assert all(q.article_id == seed.id and q.language == "de" for q in shown)
+    assert any("Iran" in q.text and "Russland" in q.text for q in shown), shown
+    assert_verbatim(answer, {seed.id: seed, buses.id: buses})
+
+
+def test_quotes_come_best_first_with_bounded_scores(
+    stocked: tuple[Library, Article, Article],
+) -> None:
+    """Quotes are ordered best first, carry scores in [0, 1], and there are never more than
+    the configured number of candidates."""
+    library, seed, buses = stocked
+    for question in ["How often will the night buses run?", "Was sagte der Kremlsprecher?"]:
+        answer = library.ask(CHAT, question)
+        scores = [q.score for q in answer.quotes]
+        assert scores == sorted(scores, reverse=True), question
+        assert all(0.0 <= s <= 1.0 for s in scores), question
+        assert 0 < len(answer.quotes) <= library.settings.max_candidates
+        assert_verbatim(answer, {seed.id: seed, buses.id: buses})
+
+
+def test_english_question_about_the_english_article(
+    stocked: tuple[Library, Article, Article],
+) -> None:
+    """A plain same-language question is answered from the article it is about."""
+    library, _seed, buses = stocked
+    answer = library.ask(CHAT, "How much will the night bus pilot cost?")
+    assert answer.found
+    assert answer.quotes[0].article_id == buses.id
+    assert "£1.2 million" in answer.quotes[0].text
+
+
+def test_confidence_threshold_is_configurable(
+    stocked: tuple[Library, Article, Article], embedder: Embedder
+) -> None:
+    """Below the configured confidence the library says it has no answer and quotes nothing;
+    a threshold of 0 answers everything."""
+    library, _seed, _buses = stocked
+    question = "Who is mediating with Iran?"
+    impossible = with_threshold(library, embedder, 1.01)
+    refused = impossible.ask(CHAT, question)
+    assert not refused.found and refused.as_dict()["quotes"] == []
+    assert refused.page(0, 3) == []
+    everything = with_threshold(library, embedder, 0.0)
+    assert everything.ask(CHAT, "Wie backe ich einen Apfelkuchen?").found
+    impossible.close()
+    everything.close()
+
+
+@pytest.mark.parametrize(
+    "question", ["What is the recipe for apple pie?", "Wer gewann die Fussball-WM 1954?"]
+)
+def test_unrelated_question_gets_no_answer(
+    stocked: tuple[Library, Article, Article], question: str
+) -> None:
+    """A question neither article is about is answered with "no answer", not with a quote."""
+    library, _seed, _buses = stocked
+    answer = library.ask(CHAT, question)
+    assert not answer.found
+    assert answer.as_dict()["quotes"] == []
+
+
+def test_library_data_folder_is_where_the_settings_say(
+    stocked: tuple[Library, Article, Article],
+) -> None:
+    """The database and the vector files live in the configured data folder."""
+    library, _seed, _buses = stocked
+    data = Path(library.settings.data_dir)
+    assert (data / "library.sqlite3").is_file()
+    assert list((data / "vectors").glob("*.faiss"))

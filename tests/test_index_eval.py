@@ -1,0 +1,165 @@
+"""The quality metric of shared/eval/README.md: ranks of hits, Recall@k and MRR@10, checked by
+hand on constructed answers and recomputed independently on a slice of XQuAD."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from index.answers import Answer, Quote
+from index.evaluation import EvalQuestion, Evaluation, hit_rank, load_questions, summarise
+from index.library import Library
+from index.records import Article, Sentence
+
+XQUAD = Path(__file__).resolve().parents[2] / "shared" / "eval" / "xquad"
+SLICE = ("xquad-002", "xquad-004")  # Normans, Computational complexity theory
+QUESTIONS_PER_ARTICLE = 6
+
+
+def record(kind: type, **values: object) -> object:
+    """A record with the given fields; fields added to the record type later get a zero."""
+    return kind(**{f.name: values.get(f.name, 0) for f in fields(kind)})
+
+
+def make_article(article_id: int, text: str) -> Article:
+    return record(
+        Article,
+        id=article_id,
+        chat_id="eval",
+        number=article_id,
+        text=text,
+        title=f"Article {article_id}",
+        language="de",
+        source="text",
+        url=None,
+        canonical_url=None,
+        author=None,
+        published=None,
+        added_by=None,
+        added_at="2025-01-01T00:00:00+00:00",
+        text_hash=str(article_id),
+    )
+
+
+def make_quote(article: Article, start: int, end: int) -> Quote:
+    sentence = record(
+        Sentence, id=article.id * 1000 + start, article_id=article.id, start=start, end=end
+    )
+    return Quote.of(article, sentence, 0.5)
+
+
+ARTICLE_A = make_article(10, "a" * 400)
+ARTICLE_B = make_article(20, "b" * 400)
+IDS = {"xq-a": ARTICLE_A.id, "xq-b": ARTICLE_B.id}
+QUESTION = EvalQuestion("q1", "Wer?", "xq-a", answer_start=100, answer_end=110, answerable=True)
+
+
+def answer_of(*quotes: Quote) -> Answer:
+    return Answer("Wer?", list(quotes), found=True)
+
+
+def test_hit_needs_the_right_article_and_an_overlapping_span() -> None:
+    """A quote is a hit only if it comes from the question's article and overlaps the answer's
+    offsets (end exclusive): here the first two quotes miss, the third is the hit."""
+    answer = answer_of(
+        make_quote(ARTICLE_B, 90, 130),  # overlaps, but another article
+        make_quote(ARTICLE_A, 0, 100),  # right article, ends where the answer starts
+        make_quote(ARTICLE_A, 105, 150),  # right article, overlapping
+    )
+    assert hit_rank(answer, QUESTION, IDS) == 3
+    assert hit_rank(answer_of(make_quote(ARTICLE_A, 109, 120)), QUESTION, IDS) == 1
+    assert hit_rank(answer_of(make_quote(ARTICLE_A, 110, 120)), QUESTION, IDS) is None
+
+
+def test_hits_beyond_rank_ten_and_empty_answers_do_not_count() -> None:
+    """Only the first ten quotes are looked at; no quotes means no hit."""
+    misses = [make_quote(ARTICLE_A, 200 + i, 210 + i) for i in range(10)]
+    assert hit_rank(answer_of(*misses, make_quote(ARTICLE_A, 100, 110)), QUESTION, IDS) is None
+    assert hit_rank(answer_of(*misses[:9], make_quote(ARTICLE_A, 100, 110)), QUESTION, IDS) == 10
+    assert hit_rank(Answer("Wer?"), QUESTION, IDS) is None
+
+
+def test_recall_and_mrr_from_known_ranks() -> None:
+    """Known ranks give the hand-computed Recall@1/3/5 and MRR@10, inside their intervals."""
+    ranks = [1, 3, None, 5, 2, None, 10, 4]
+    result = summarise(ranks)
+    assert result["n"] == 8
+    assert result["R@1"] == pytest.approx(1 / 8, abs=1e-4)
+    assert result["R@3"] == pytest.approx(3 / 8, abs=1e-4)
+    assert result["R@5"] == pytest.approx(5 / 8, abs=1e-4)
+    mrr = (1 + 1 / 3 + 1 / 5 + 1 / 2 + 1 / 10 + 1 / 4) / 8
+    assert result["MRR@10"] == pytest.approx(mrr, abs=1e-4)
+    for name in ("R@1", "R@3", "R@5", "MRR@10"):
+        low, high = result[f"{name}_ci95"]
+        assert low <= result[name] <= high
+
+
+def test_all_hits_at_rank_one_and_none_at_all() -> None:
+    """The extremes: every answer first gives 1 everywhere, no hits gives 0 everywhere."""
+    perfect, useless = summarise([1, 1, 1]), summarise([None, None])
+    for name in ("R@1", "R@3", "R@5", "MRR@10"):
+        assert perfect[name] == 1.0
+        assert useless[name] == 0.0
+
+
+def write_slice(folder: Path) -> None:
+    """Two German XQuAD articles and the first of their English questions, as split "mini"."""
+    folder.mkdir()
+    for source, target in [
+        ("articles.de.dev.jsonl", "articles.de.mini.jsonl"),
+        ("qa.en-de.dev.jsonl", "qa.en-de.mini.jsonl"),
+    ]:
+        rows = (XQUAD / source).read_text(encoding="utf-8").splitlines()
+        kept = []
+        for article_id in SLICE:
+            mine = [
+                row for row in rows if row.strip() and json.loads(row)["article_id"] == article_id
+            ]
+            kept += mine[:QUESTIONS_PER_ARTICLE] if source.startswith("qa.") else mine
+        (folder / target).write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
+@pytest.mark.skipif(not XQUAD.is_dir(), reason="shared/eval/xquad is not next to the project")
+def test_metrics_on_an_xquad_slice_match_an_independent_count(
+    library: Library, tmp_path: Path
+) -> None:
+    """On two German XQuAD articles with a dozen English questions, the reported Recall@k and MRR@10
+    equal the ones counted here from the library's own answers, R@1 <= R@3 <= R@5, retrieval
+    is clearly better than chance (R@5 at least 0.5 among about 50 sentences), and the
+    refusal curve rises with the threshold."""
+    folder = tmp_path / "mini"
+    write_slice(folder)
+    evaluation = Evaluation(library, folder, "mini")
+    result = evaluation.run_pair("en-de", negatives=True)
+    questions = load_questions(folder, "en-de", "mini")
+    assert result["n"] == len(questions) == 2 * QUESTIONS_PER_ARTICLE
+
+    article_ids = evaluation.build("de")
+    (chat,) = {library.store.article_by_id(i).chat_id for i in article_ids.values()}
+    ranks = []
+    for question in questions:
+        answer = library.ask(chat, question.question)
+        article = article_ids[question.article_id]
+        hits = [
+            rank
+            for rank, quote in enumerate(answer.quotes[:10], start=1)
+            if quote.article_id == article
+            and quote.start < question.answer_end
+            and quote.end > question.answer_start
+        ]
+        ranks.append(hits[0] if hits else None)
+    for k in (1, 3, 5):
+        counted = sum(r is not None and r <= k for r in ranks) / len(ranks)
+        assert result[f"R@{k}"] == pytest.approx(counted, abs=1e-4), k
+    mrr = sum(1 / r for r in ranks if r is not None) / len(ranks)
+    assert result["MRR@10"] == pytest.approx(mrr, abs=1e-4)
+    assert result["R@1"] <= result["R@3"] <= result["R@5"] <= 1
+    assert result["R@5"] >= 0.5, result
+
+    curve = result["threshold_curve"]
+    for column in ("wrongly_refused", "absent_refused"):
+        shares = [row[column] for row in curve]
+        assert shares == sorted(shares) and all(0 <= s <= 1 for s in shares), column

@@ -1,0 +1,199 @@
+"""Sentence splitting: the places where rule-based splitters break German (and English) news
+text, and exact character offsets, since every quote is a span of the stored text."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.config import Settings
+from index.library import Library
+from index.sentences import SentenceSplitter
+from tests.conftest import SEED_ARTICLE, fixture_text
+
+
+@pytest.fixture(scope="module")
+def splitter() -> SentenceSplitter:
+    from index.config import load_settings
+    from tests.conftest import settings_environ
+
+    return SentenceSplitter(load_settings(settings_environ()))
+
+
+def sentences(splitter: SentenceSplitter, text: str, language: str) -> list[str]:
+    """The sentences as the spans cut them out of `text`, checking the spans on the way."""
+    spans = splitter.split(text, language)
+    previous_end = 0
+    for span in spans:
+        assert previous_end <= span.start < span.end <= len(text)
+        piece = text[span.start : span.end]
+        assert piece == piece.strip()
+        previous_end = span.end
+    return [text[s.start : s.end] for s in spans]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Im 18. und 19. Jahrhundert wuchs Basel stark. Danach kam der Niedergang.",
+            ["Im 18. und 19. Jahrhundert wuchs Basel stark.", "Danach kam der Niedergang."],
+        ),
+        (
+            "Die Studie von Müller et al. zeigt einen klaren Effekt. Sie erschien 2020.",
+            ["Die Studie von Müller et al. zeigt einen klaren Effekt.", "Sie erschien 2020."],
+        ),
+        (
+            "Das Treffen fand am 3. Januar in Bern statt. Es dauerte drei Stunden.",
+            ["Das Treffen fand am 3. Januar in Bern statt.", "Es dauerte drei Stunden."],
+        ),
+        (
+            "Am 24. Februar 2022 begann die Invasion. Das war ein Donnerstag.",
+            ["Am 24. Februar 2022 begann die Invasion.", "Das war ein Donnerstag."],
+        ),
+        (
+            "Dr. Keller sprach u.a. über Steuern, z.B. die Mehrwertsteuer. Alle applaudierten.",
+            [
+                "Dr. Keller sprach u.a. über Steuern, z.B. die Mehrwertsteuer.",
+                "Alle applaudierten.",
+            ],
+        ),
+        (
+            "Laut Prof. Dr. Schmidt kamen ca. 300 Gäste, d.h. mehr als erwartet. Es regnete.",
+            ["Laut Prof. Dr. Schmidt kamen ca. 300 Gäste, d.h. mehr als erwartet.", "Es regnete."],
+        ),
+        (
+            "Der Sprecher sagte: «Wir sind bereit. Alles ist gut.» Dann ging er.",
+            ["Der Sprecher sagte: «Wir sind bereit. Alles ist gut.»", "Dann ging er."],
+        ),
+        (
+            "Sie sagte: „Wir erwarten einen Rekord. Am Sonntag kamen 9000 Gäste.“ Es war heiß.",
+            [
+                "Sie sagte: „Wir erwarten einen Rekord. Am Sonntag kamen 9000 Gäste.“",
+                "Es war heiß.",
+            ],
+        ),
+        (
+            "Das Gesetz gilt seit 2022. Danach stiegen die Mieten.",
+            ["Das Gesetz gilt seit 2022.", "Danach stiegen die Mieten."],
+        ),
+        (
+            "Die Invasion begann am 24. Februar 2022. Das war ein Donnerstag.",
+            ["Die Invasion begann am 24. Februar 2022.", "Das war ein Donnerstag."],
+        ),
+        (
+            "Der FC Basel gewann 3:1. Die Fans feierten bis in die Nacht.",
+            ["Der FC Basel gewann 3:1.", "Die Fans feierten bis in die Nacht."],
+        ),
+        (
+            "Der Sprecher sagte: »Wir sind bereit. Alles ist gut.« Dann ging er.",
+            ["Der Sprecher sagte: »Wir sind bereit. Alles ist gut.«", "Dann ging er."],
+        ),
+        (
+            "Sie sagte: “Wir erwarten einen Rekord. Es wird heiß.” Dann ging sie.",
+            ["Sie sagte: “Wir erwarten einen Rekord. Es wird heiß.”", "Dann ging sie."],
+        ),
+    ],
+    ids=[
+        "centuries",
+        "et-al",
+        "ordinal-date",
+        "date-with-year",
+        "abbrev",
+        "titles",
+        "guillemets",
+        "low-high-quotes",
+        "year-at-the-end",
+        "date-with-year-at-the-end",
+        "score-at-the-end",
+        "reversed-guillemets",
+        "english-quotes-in-german",
+    ],
+)
+def test_german_pitfalls(splitter: SentenceSplitter, text: str, expected: list[str]) -> None:
+    """Ordinals, dates, abbreviations and quotations spanning sentences (in any of the three
+    German styles) do not end a German sentence, while a year or a score before the full stop
+    does."""
+    assert sentences(splitter, text, "de") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Dr. Smith met Mr. Jones in Washington. They discussed the U.S. budget.",
+            ["Dr. Smith met Mr. Jones in Washington.", "They discussed the U.S. budget."],
+        ),
+        (
+            "The study by Miller et al. found a clear effect. It was published in 2020.",
+            ["The study by Miller et al. found a clear effect.", "It was published in 2020."],
+        ),
+        (
+            "She said: “We are ready. Everything is fine.” Then she left.",
+            ["She said: “We are ready. Everything is fine.”", "Then she left."],
+        ),
+        (
+            "Buses run between midnight and 5 a.m. on Fridays. Tickets cost £2.",
+            ["Buses run between midnight and 5 a.m. on Fridays.", "Tickets cost £2."],
+        ),
+    ],
+    ids=["titles", "et-al", "quote", "a.m."],
+)
+def test_english_pitfalls(splitter: SentenceSplitter, text: str, expected: list[str]) -> None:
+    """The same pitfalls in English text."""
+    assert sentences(splitter, text, "en") == expected
+
+
+def test_line_breaks_end_sentences_and_count_paragraphs(splitter: SentenceSplitter) -> None:
+    """A headline without a full stop is a sentence of its own, and each line is a paragraph."""
+    text = "Freibäder bleiben länger offen\n\nDie Stadt reagiert auf die Hitze. Es wird heiß.\nEnde"
+    spans = splitter.split(text, "de")
+    assert [text[s.start : s.end] for s in spans] == [
+        "Freibäder bleiben länger offen",
+        "Die Stadt reagiert auf die Hitze.",
+        "Es wird heiß.",
+        "Ende",
+    ]
+    assert [s.paragraph for s in spans] == [0, 1, 1, 2]
+
+
+def test_offsets_are_exact_with_surrounding_white_space(splitter: SentenceSplitter) -> None:
+    """Spans leave out surrounding spaces, tabs and blank lines, and point exactly at the
+    sentence in the original text."""
+    text = "\n\n   Erster Satz hier.   Zweiter Satz dort.\t\n \n\tDritter Satz.  \n"
+    expected = ["Erster Satz hier.", "Zweiter Satz dort.", "Dritter Satz."]
+    spans = splitter.split(text, "de")
+    assert [(s.start, s.end) for s in spans] == [
+        (text.index(e), text.index(e) + len(e)) for e in expected
+    ]
+    assert [s.paragraph for s in spans] == [0, 0, 1]
+
+
+def test_seed_article_keeps_its_quotation_together(splitter: SentenceSplitter) -> None:
+    """In the seed article, the Kremlin spokesman's quotation stays one sentence, and the
+    sentences rebuild the article's text apart from white space."""
+    text = fixture_text(SEED_ARTICLE)
+    found = sentences(splitter, text, "de")
+    assert any(
+        s.startswith("Aber: «Russland glaubt") and s.endswith("um dies zu erreichen».")
+        for s in found
+    )
+    assert "".join(found).replace(" ", "") == "".join(text.split())
+
+
+def test_unsupported_language_falls_back_to_generic_rules(settings: Settings) -> None:
+    """A language spaCy cannot split without extra packages (Japanese) still gets sentences."""
+    text = "今日は晴れです。明日は雨が降るでしょう。"
+    spans = SentenceSplitter(settings).split(text, "ja")
+    assert spans and all(0 <= s.start < s.end <= len(text) for s in spans)
+
+
+def test_context_returns_neighbouring_sentences_verbatim(library: Library) -> None:
+    """The sentences around a quote come back in reading order, each exactly as in the text."""
+    article = library.add_text("readers", fixture_text(SEED_ARTICLE))
+    quote = library.ask("readers", "Was sagte Kremlsprecher Peskow?").quotes[0]
+    around = library.context("readers", quote, around=2)
+    assert quote.sentence_id in [q.sentence_id for q in around]
+    positions = [q.position for q in around]
+    assert positions == sorted(positions) and len(positions) <= 5
+    for neighbour in around:
+        assert neighbour.text == article.text[neighbour.start : neighbour.end]

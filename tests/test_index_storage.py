@@ -1,0 +1,389 @@
+"""Storage: SQLite is the truth and FAISS files follow it. Restarts, lost or damaged vector
+files, removals, separate chats and the embedding cache, all through the Library."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from index.answers import Answer
+from index.config import Settings
+from index.embeddings import Embedder
+from index.errors import DuplicateArticle, UnknownArticle
+from index.library import Library
+from index.records import Article
+from tests.conftest import SEED_ARTICLE, fixture_bytes, fixture_text, library_state
+
+GERMAN = "de-chat"
+ENGLISH = "en-chat"
+IRAN_QUESTION = "Who is mediating with Iran?"
+BUS_QUESTION = "How often will the night buses run?"
+
+SHORT_GERMAN = (
+    "Neue Veloroute zwischen Basel und Liestal\n"
+    "Der Kanton Basel-Landschaft baut bis 2027 eine durchgehende Veloroute von Basel nach "
+    "Liestal. Die Strecke ist 14 Kilometer lang und kostet rund 38 Millionen Franken. "
+    "An drei Kreuzungen entstehen neue Unterführungen für Velofahrende."
+)
+
+
+@pytest.fixture
+def reopen(settings: Settings, embedder: Embedder) -> Iterator[Any]:
+    """Opens further Library objects on the same data folder (a restarted bot) and closes them
+    at the end."""
+    opened: list[Library] = []
+
+    def open_library() -> Library:
+        opened.append(Library(settings, embedder=embedder))
+        return opened[-1]
+
+    yield open_library
+    for lib in opened:
+        lib.close()
+
+
+def add_seed(library: Library, chat: str = GERMAN) -> Article:
+    return library.add_text(chat, fixture_text(SEED_ARTICLE))
+
+
+def add_english(library: Library, chat: str = ENGLISH) -> Article:
+    return library.add_file(chat, "en_article.html", fixture_bytes("en_article.html"))
+
+
+def quotes_of(answer: Answer) -> list[tuple]:
+    """What a user sees of an answer: each quote's text, source and place, with its score."""
+    return [(q.article_number, q.title, q.start, q.end, q.text, q.score) for q in answer.quotes]
+
+
+def faiss_file(settings: Settings, chat: str) -> Path:
+    files = list(settings.vectors_dir.glob(f"chat_{chat}*.faiss"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def vector_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "index.vectors"]
+
+
+def assert_only_from(answer: Answer, articles: list[Article]) -> None:
+    assert answer.quotes, "the question should get quotes"
+    allowed = {a.id for a in articles}
+    assert {q.article_id for q in answer.quotes} <= allowed
+
+
+# ---- restarts ---------------------------------------------------------------------------------
+
+
+def test_restart_keeps_articles_numbers_and_answers(
+    library: Library, reopen: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing and reopening the library on the same folder changes nothing a user can see,
+    and the vector files are used as they are (no rebuild)."""
+    add_seed(library)
+    library.add_text(GERMAN, SHORT_GERMAN)
+    articles = library.articles(GERMAN)
+    answer = library.ask(GERMAN, IRAN_QUESTION)
+    library.close()
+
+    caplog.set_level(logging.INFO)
+    restarted = reopen()
+    assert restarted.articles(GERMAN) == articles
+    assert [a.number for a in articles] == [1, 2]
+    assert quotes_of(restarted.ask(GERMAN, IRAN_QUESTION)) == quotes_of(answer)
+    assert vector_warnings(caplog) == []
+
+
+def test_adding_and_removing_after_a_restart_needs_no_rebuild(
+    library: Library, reopen: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first article added (or removed) after a restart continues the numbering and keeps
+    the vector file in step without rebuilding it from the database."""
+    add_seed(library)
+    library.close()
+
+    caplog.set_level(logging.INFO)
+    restarted = reopen()
+    added = restarted.add_text(GERMAN, SHORT_GERMAN)
+    assert added.number == 2
+    second = reopen()
+    second.remove(GERMAN, 1)
+    assert vector_warnings(caplog) == []
+    expected = [(2, added.title, added.text_hash, added.sentence_count)]
+    assert library_state(second, GERMAN) == (expected, added.sentence_count)
+
+
+def corrupt_with_garbage(path: Path) -> None:
+    path.write_bytes(np.random.default_rng(3).bytes(path.stat().st_size))
+
+
+def corrupt_by_truncating(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def corrupt_to_empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def corrupt_by_deleting(path: Path) -> None:
+    path.unlink()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [corrupt_with_garbage, corrupt_by_truncating, corrupt_to_empty, corrupt_by_deleting],
+    ids=["garbage", "truncated", "empty", "deleted"],
+)
+def test_damaged_or_missing_vector_file_is_rebuilt(
+    library: Library, settings: Settings, reopen: Any, damage: Any
+) -> None:
+    """A chat's FAISS file that is garbage, cut short, empty or gone is rebuilt from SQLite on
+    start: answers are the same as before, and the rebuilt file is good for the next start."""
+    seed = add_seed(library)
+    answer = library.ask(GERMAN, IRAN_QUESTION)
+    library.close()
+    damage(faiss_file(settings, GERMAN))
+
+    restarted = reopen()
+    assert quotes_of(restarted.ask(GERMAN, IRAN_QUESTION)) == quotes_of(answer)
+    assert library_state(restarted, GERMAN)[1] == seed.sentence_count
+    restarted.close()
+    assert reopen().vectors.size(GERMAN) == seed.sentence_count
+
+
+def test_vector_file_behind_the_database_is_rebuilt(
+    library: Library, settings: Settings, reopen: Any
+) -> None:
+    """A crash between the SQLite commit and the FAISS write (simulated by restoring the older
+    vector file) loses nothing: the article committed last is found after the restart."""
+    add_english(library)
+    path = faiss_file(settings, ENGLISH)
+    older = path.read_bytes()
+    seed = add_seed(library, ENGLISH)
+    library.close()
+    path.write_bytes(older)
+
+    restarted = reopen()
+    answer = restarted.ask(ENGLISH, IRAN_QUESTION)
+    assert answer.quotes[0].article_id == seed.id
+    assert restarted.vectors.size(ENGLISH) == sum(
+        a.sentence_count for a in restarted.articles(ENGLISH)
+    )
+
+
+def test_vector_file_ahead_of_the_database_is_rebuilt(
+    library: Library, settings: Settings, reopen: Any
+) -> None:
+    """A crash after an article's removal was committed but before its vectors were removed
+    (simulated by restoring the vector file) never brings its quotes back."""
+    english = add_english(library)
+    seed = add_seed(library, ENGLISH)
+    path = faiss_file(settings, ENGLISH)
+    saved = path.read_bytes()
+    library.remove(ENGLISH, seed.number)
+    library.close()
+    path.write_bytes(saved)
+
+    restarted = reopen()
+    assert_only_from(restarted.ask(ENGLISH, IRAN_QUESTION), [english])
+    assert restarted.vectors.size(ENGLISH) == english.sentence_count
+
+
+# ---- removing and forgetting ------------------------------------------------------------------
+
+
+def test_removed_article_is_never_quoted_again(library: Library, reopen: Any) -> None:
+    """Removing an article removes its sentences and vectors: its quotes never appear again,
+    before or after a restart, and its number is not reused."""
+    english = add_english(library, GERMAN)
+    seed = add_seed(library)
+    assert library.ask(GERMAN, IRAN_QUESTION).quotes[0].article_id == seed.id
+
+    removed = library.remove(GERMAN, f"#{seed.number}")
+    assert removed.id == seed.id
+    assert library.articles(GERMAN) == [english]
+    assert_only_from(library.ask(GERMAN, IRAN_QUESTION), [english])
+    assert library.vectors.size(GERMAN) == english.sentence_count
+    with pytest.raises(UnknownArticle):
+        library.article(GERMAN, seed.number)
+    library.close()
+
+    restarted = reopen()
+    assert_only_from(restarted.ask(GERMAN, IRAN_QUESTION), [english])
+    assert restarted.add_text(GERMAN, SHORT_GERMAN).number == 3
+
+
+@pytest.mark.parametrize("number", ["7", 0, -1, "#9", "abc", "", "1.5"])
+def test_unknown_article_id_for_remove(stocked_library: Library, number: Any) -> None:
+    """Removing an article id the chat does not have is refused with a message pointing to the
+    list, and nothing is removed."""
+    before = library_state(stocked_library, "readers")
+    with pytest.raises(UnknownArticle, match="/list"):
+        stocked_library.remove("readers", number)
+    assert library_state(stocked_library, "readers") == before
+
+
+def test_article_of_another_chat_cannot_be_removed(stocked_library: Library) -> None:
+    """Article #1 of one chat is unknown in another chat and stays where it is."""
+    before = library_state(stocked_library, "readers")
+    with pytest.raises(UnknownArticle):
+        stocked_library.remove("strangers", 1)
+    assert library_state(stocked_library, "readers") == before
+
+
+def test_forget_empties_one_chat_only(library: Library, reopen: Any) -> None:
+    """Forgetting a chat's library empties that chat (also after a restart) and leaves every
+    other chat as it was."""
+    add_seed(library)
+    library.add_text(GERMAN, SHORT_GERMAN)
+    english = add_english(library)
+    assert library.forget(GERMAN) == 2
+
+    assert library.articles(GERMAN) == []
+    assert library.ask(GERMAN, IRAN_QUESTION).library_empty
+    assert library.articles(ENGLISH) == [english]
+    assert_only_from(library.ask(ENGLISH, BUS_QUESTION), [english])
+    library.close()
+
+    restarted = reopen()
+    assert restarted.articles(GERMAN) == []
+    assert restarted.ask(GERMAN, IRAN_QUESTION).library_empty
+    assert_only_from(restarted.ask(ENGLISH, BUS_QUESTION), [english])
+
+
+def test_question_on_an_empty_library(library: Library) -> None:
+    """A question to a chat without articles says the library is empty and quotes nothing,
+    also when its last article was removed."""
+    answer = library.ask(GERMAN, IRAN_QUESTION)
+    assert answer.library_empty and not answer.found and answer.quotes == []
+
+    library.add_text(GERMAN, SHORT_GERMAN)
+    library.remove(GERMAN, 1)
+    answer = library.ask(GERMAN, IRAN_QUESTION)
+    assert answer.library_empty and answer.quotes == []
+
+
+# ---- chats ------------------------------------------------------------------------------------
+
+
+def test_two_chats_never_mix(library: Library) -> None:
+    """A question in one chat never quotes another chat's article, even when only the other
+    chat's article answers it; both chats have their own article #1."""
+    seed = add_seed(library, GERMAN)
+    english = add_english(library, ENGLISH)
+    assert seed.number == english.number == 1
+
+    assert_only_from(library.ask(ENGLISH, IRAN_QUESTION), [english])
+    assert_only_from(library.ask(GERMAN, BUS_QUESTION), [seed])
+    assert library.ask(GERMAN, IRAN_QUESTION).quotes[0].article_id == seed.id
+    assert library.ask(ENGLISH, BUS_QUESTION).quotes[0].article_id == english.id
+
+
+def test_chat_ids_that_look_alike_keep_separate_vector_files(
+    library: Library, reopen: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Chat ids that differ only in punctuation ("team.a", "team_a", "team/a") keep their own
+    vector files: after a restart none of them needs rebuilding, and none mixes."""
+    chats = {"team.a": add_seed, "team_a": add_english, "team/a": add_seed}
+    articles = {chat: add(library, chat) for chat, add in chats.items()}
+    library.close()
+
+    caplog.set_level(logging.INFO)
+    restarted = reopen()
+    for chat, article in articles.items():
+        assert_only_from(restarted.ask(chat, IRAN_QUESTION), [article])
+    assert vector_warnings(caplog) == []
+
+
+def test_articles_added_at_the_same_time(library: Library) -> None:
+    """Articles posted to one chat at the same moment (the bot adds from several threads) all
+    get their own number and are all searchable; the same text posted twice at once is stored
+    once and reported as a duplicate."""
+    texts = [
+        SHORT_GERMAN,
+        fixture_text(SEED_ARTICLE),
+        "Neues Hallenbad in Riehen\nDas Hallenbad in Riehen öffnet nach zwei Jahren Bauzeit am "
+        "Samstag. Es hat ein 25-Meter-Becken und eine Sauna. Der Eintritt kostet neun Franken.",
+        SHORT_GERMAN,
+    ]
+    barrier = threading.Barrier(len(texts))
+    results: list[Article | Exception] = [Exception()] * len(texts)
+
+    def add(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = library.add_text(GERMAN, texts[index])
+        except DuplicateArticle as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(len(texts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    added = [r for r in results if isinstance(r, Article)]
+    assert len(added) == 3 and sum(isinstance(r, DuplicateArticle) for r in results) == 1
+    assert sorted(a.number for a in added) == [1, 2, 3]
+    assert library.articles(GERMAN) == sorted(added, key=lambda a: a.number)
+    assert library.vectors.size(GERMAN) == sum(a.sentence_count for a in added)
+    hall = library.ask(GERMAN, "Wann öffnet das Hallenbad in Riehen?").quotes[0]
+    assert "Hallenbad" in hall.text
+
+
+# ---- the embedding cache ----------------------------------------------------------------------
+
+
+class CountingEmbedder:
+    """The session's embedder, counting the calls that run the model over article text (every
+    public method named embed_*/encode_* that is not for questions)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.inner, name)
+        if not callable(value) or not re.match(r"(embed|encode)_(?!quer)", name):
+            return value
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return value(*args, **kwargs)
+
+        return counted
+
+
+def test_sentences_are_embedded_only_once(settings: Settings, embedder: Embedder) -> None:
+    """The same article added to a second chat, or again after a restart, costs no model
+    time: its vectors come from the cache in SQLite."""
+    counting = CountingEmbedder(embedder)
+    library = Library(settings, embedder=counting)  # type: ignore[arg-type]
+    library.add_text("a", SHORT_GERMAN)
+    assert counting.calls, "adding a new article runs the model"
+    used = len(counting.calls)
+
+    library.add_text("b", SHORT_GERMAN)
+    assert len(counting.calls) == used
+    library.close()
+
+    restarted = Library(settings, embedder=counting)  # type: ignore[arg-type]
+    restarted.add_text("c", SHORT_GERMAN)
+    assert len(counting.calls) == used
+    assert_only_from(restarted.ask("c", "Wie lang ist die Veloroute?"), restarted.articles("c"))
+    restarted.close()
+
+
+def test_answers_with_cached_vectors_match_fresh_ones(library: Library) -> None:
+    """Vectors taken from the cache give the same answer as freshly computed ones."""
+    add_seed(library, "fresh")
+    add_seed(library, "cached")
+    assert quotes_of(library.ask("fresh", IRAN_QUESTION)) == quotes_of(
+        library.ask("cached", IRAN_QUESTION)
+    )
