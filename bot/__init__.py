@@ -1,1 +1,2 @@
-"""The bot's front ends: Telegram (`bot.app`) and the terminal (`bot.cli`)."""
+"""The bot's front ends: Telegram (`bot.app`), the terminal chat (`bot.terminal`) and the
+command line (`bot.cli`), sharing their decisions (`bot.conversation`) and rendering."""

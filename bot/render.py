@@ -1,4 +1,4 @@
-"""Answers and article lists as messages: HTML for Telegram, plain text for the terminal.
+"""Answers, articles and replies as messages: HTML for Telegram, plain text for the terminal.
 
 Everything that comes from articles or users is escaped here and nowhere else, and no
 message ever exceeds Telegram's 4096 characters.
@@ -6,51 +6,116 @@ message ever exceeds Telegram's 4096 characters.
 
 from __future__ import annotations
 
-from html import escape
+import re
+from html import escape, unescape
+from urllib.parse import urlsplit
 
+from bot.texts import ENGLISH, language_name, say
 from index.answers import Answer, Quote
 from index.records import Article
 
 MESSAGE_LIMIT = 4096
 _QUOTE_LIMIT = 1200  # a single "sentence" longer than this is shortened in display only
+_TITLE_LIMIT = 200
+_QUESTION_LIMIT = 200
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _date(value: str | None) -> str:
     return value[:10] if value else ""
 
 
-def _source_line(quote: Quote) -> tuple[str, str]:
-    """(title, "date · #n") for a quote's source."""
-    details = " · ".join(x for x in (_date(quote.published), f"#{quote.article_number}") if x)
-    return quote.title, details
-
-
-def _shorten(text: str, limit: int = _QUOTE_LIMIT) -> str:
+def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _details(quote: Quote) -> str:
+    """The date and short id of a quote's source: "2025-03-05 · #1"."""
+    return " · ".join(x for x in (_date(quote.published), f"#{quote.article_number}") if x)
+
+
+def _fill(key: str, language: str, html: bool, **values: object) -> str:
+    """A catalogue text with `values` filled in, escaped when it is to be sent as HTML."""
+    if html:
+        values = {name: escape(str(value)) for name, value in values.items()}
+    return say(key, language, **values)
+
+
+def visible_length(html: str) -> int:
+    """How long Telegram counts a message of ours: its text without tags, in UTF-16 units
+    (at least the number of characters, so the limit holds whichever Telegram counts)."""
+    text = unescape(_TAG.sub("", html))
+    return len(text.encode("utf-16-le")) // 2
+
+
+def pack(blocks: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Join blocks of HTML, each well under the limit, into as few messages as the limit
+    allows, never cutting one (a cut could split a tag or an entity)."""
+    messages: list[str] = []
+    for block in blocks:
+        joined = f"{messages[-1]}\n\n{block}" if messages else block
+        if messages and visible_length(joined) <= limit:
+            messages[-1] = joined
+        else:
+            messages.append(block)
+    return messages
+
+
+# Replies to commands
+
+
+def rejection(error: Exception) -> str:
+    """The one sentence an index error carries for the user, ready to send as HTML."""
+    return escape(str(error))
+
+
+def article_added(article: Article, language: str = ENGLISH, html: bool = True) -> str:
+    return _fill(
+        "added",
+        language,
+        html,
+        number=article.number,
+        title=_shorten(article.title, _TITLE_LIMIT),
+        article_language=language_name(article.language, language),
+        sentences=article.sentence_count,
+    )
+
+
+def article_removed(article: Article, language: str = ENGLISH, html: bool = True) -> str:
+    title = _shorten(article.title, _TITLE_LIMIT)
+    return _fill("removed", language, html, number=article.number, title=title)
 
 
 # Plain text (terminal)
 
 
-def plain_answer(answer: Answer, start: int = 0, size: int = 3) -> str:
+def plain_answer(answer: Answer, start: int = 0, size: int = 3, language: str = ENGLISH) -> str:
     if answer.library_empty:
-        return EMPTY_LIBRARY_PLAIN
+        return say("empty_library_plain", language)
     if not answer.found:
-        return NO_ANSWER
+        return say("no_answer", language)
     quotes = answer.page(start, size)
     if not quotes:
-        return "No more quotes."
+        return say("no_more", language)
     blocks = []
+    if answer.context:
+        blocks.append(say("follow_up", language, question=answer.context))
     for number, quote in enumerate(quotes, start=start + 1):
-        title, details = _source_line(quote)
         link = f"\n   {quote.url}" if quote.url else ""
-        blocks.append(f"{number}. “{quote.text}”\n   — {title} ({details}){link}")
+        text = _shorten(quote.text, _QUOTE_LIMIT)
+        blocks.append(f"{number}. “{text}”\n   — {quote.title} ({_details(quote)}){link}")
     return "\n\n".join(blocks)
 
 
-def plain_article_list(articles: list[Article]) -> str:
+def plain_context(quotes: list[Quote], focus: Quote) -> str:
+    """The sentences around a quote, the quote itself marked with » «."""
+    text = " ".join(f"»{q.text}«" if q.position == focus.position else q.text for q in quotes)
+    return f"{text}\n   — {focus.title} ({_details(focus)})"
+
+
+def plain_article_list(articles: list[Article], language: str = ENGLISH) -> str:
     if not articles:
-        return EMPTY_LIBRARY_PLAIN
+        return say("empty_library_plain", language)
     lines = []
     for article in articles:
         when = f", {_date(article.published)}" if article.published else ""
@@ -62,50 +127,98 @@ def plain_article_list(articles: list[Article]) -> str:
     return "\n".join(lines)
 
 
-NO_ANSWER = "The articles in this library don't answer that."
-EMPTY_LIBRARY_PLAIN = (
-    "The library is empty. Add an article first: `articlebot add URL|FILE|-` "
-    "(or /add <link or text> in the chat)."
-)
-
-
 # HTML (Telegram)
+
+
+def _marked(text: str, highlights: tuple[tuple[int, int], ...]) -> str:
+    """`text` escaped, with the highlighted spans in bold, shortened for display if long."""
+    shown = _shorten(text, _QUOTE_LIMIT)
+    cut = len(shown) if shown == text else len(shown) - 1  # where "…" begins
+    parts, cursor = [], 0
+    for start, end in sorted(highlights):
+        if start < cursor or start >= end or end > cut:
+            continue
+        parts += [escape(shown[cursor:start]), f"<b>{escape(shown[start:end])}</b>"]
+        cursor = end
+    parts.append(escape(shown[cursor:]))
+    return "".join(parts)
+
+
+def _html_source(quote: Quote) -> str:
+    title = escape(_shorten(quote.title, _TITLE_LIMIT))
+    if quote.url:
+        title = f'<a href="{escape(quote.url, quote=True)}">{title}</a>'
+    return f"— {title} <i>({escape(_details(quote))})</i>"
 
 
 def html_quote(quote: Quote) -> str:
     """A quote in a blockquote, matched question words in bold, then its linked source."""
-    text = quote.text
-    parts, cursor = [], 0
-    for start, end in quote.highlights:
-        if start < cursor or end > len(text):
-            continue
-        parts.append(escape(text[cursor:start]))
-        parts.append(f"<b>{escape(text[start:end])}</b>")
-        cursor = end
-    parts.append(escape(text[cursor:]))
-    body = "".join(parts)
-    if len(text) > _QUOTE_LIMIT:
-        body = escape(_shorten(text))
-    title, details = _source_line(quote)
-    source = escape(title)
-    if quote.url:
-        source = f'<a href="{escape(quote.url, quote=True)}">{source}</a>'
-    return f"<blockquote>{body}</blockquote>\n— {source} <i>({escape(details)})</i>"
+    body = _marked(quote.text, quote.highlights)
+    return f"<blockquote>{body}</blockquote>\n{_html_source(quote)}"
 
 
-def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Split plain text at line breaks into pieces Telegram accepts."""
-    pieces, current = [], ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            pieces.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            pieces.append(current)
-            current = line
-        else:
-            current = candidate
-    if current:
-        pieces.append(current)
-    return pieces
+def html_answer(
+    answer: Answer, start: int = 0, size: int = 3, language: str = ENGLISH
+) -> tuple[str, int]:
+    """The answer's quotes from `start` on, as many of `size` as fit in one message.
+
+    Returns the message and how many quotes it shows (0 for "no answer" and the like), so
+    that "More" can go on from `start` plus that.
+    """
+    if answer.library_empty:
+        return say("empty_library", language), 0
+    if not answer.found:
+        return say("no_answer", language), 0
+    quotes = answer.page(start, size)
+    if not quotes:
+        return say("no_more", language), 0
+    blocks = []
+    if answer.context:
+        question = _shorten(answer.context, _QUESTION_LIMIT)
+        blocks.append(f"<i>{_fill('follow_up', language, True, question=question)}</i>")
+    shown = 0
+    for quote in quotes:
+        block = html_quote(quote)
+        if shown and visible_length("\n\n".join([*blocks, block])) > MESSAGE_LIMIT:
+            break
+        blocks.append(block)
+        shown += 1
+    return "\n\n".join(blocks), shown
+
+
+def html_context(quotes: list[Quote], focus: Quote) -> str:
+    """The sentences around a quote in one blockquote, the quote itself in bold."""
+    room = (MESSAGE_LIMIT - _TITLE_LIMIT - 100) // max(len(quotes), 1)
+    sentences = [
+        f"<b>{escape(_shorten(q.text, room))}</b>"
+        if q.position == focus.position
+        else escape(_shorten(q.text, room))
+        for q in quotes
+    ]
+    return f"<blockquote>{' '.join(sentences)}</blockquote>\n{_html_source(focus)}"
+
+
+def _source_name(article: Article, language: str) -> str:
+    if article.url:
+        return urlsplit(article.url).hostname or article.url
+    return say(f"source_{article.source}", language)
+
+
+def html_article_list(articles: list[Article], language: str = ENGLISH) -> list[str]:
+    """The chat's articles, one short block each, in as many messages as needed."""
+    if not articles:
+        return [say("empty_library", language)]
+    blocks = []
+    for article in articles:
+        title = escape(_shorten(article.title, _TITLE_LIMIT))
+        if article.url:
+            title = f'<a href="{escape(article.url, quote=True)}">{title}</a>'
+        details = [
+            language_name(article.language, language),
+            _date(article.published),
+            say("sentences", language, count=article.sentence_count),
+            _source_name(article, language),
+        ]
+        line = escape(" · ".join(filter(None, details)))
+        blocks.append(f"<b>#{article.number}</b> {title}\n{line}")
+    return pack(blocks)

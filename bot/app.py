@@ -1,0 +1,205 @@
+"""`articlebot run`: the Telegram bot, from reading its configuration to stopping cleanly.
+
+`run_bot` reads like a table of contents: the token (or how to get one), the Application and
+its handlers, then long polling until SIGINT or SIGTERM. The Library is loaded once before
+polling starts and closed after the last update has been handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import weakref
+from collections.abc import Awaitable
+
+import httpx
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import InvalidToken
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    Defaults,
+    MessageHandler,
+    SimpleUpdateProcessor,
+    filters,
+)
+from telegram.request import HTTPXRequest
+
+from bot import handlers
+from bot.cli import TERMINAL_CHAT
+from bot.terminal import run_terminal_chat
+from bot.texts import ENGLISH, GERMAN, say
+from index.config import Settings
+from index.library import Library
+
+logger = logging.getLogger(__name__)
+
+TELEGRAM_API = "https://api.telegram.org/bot"
+TELEGRAM_FILES = "https://api.telegram.org/file/bot"
+POLL_TIMEOUT = 25  # seconds a getUpdates long poll waits for news
+# The commands, in the order Telegram's command menu shows them; each has a description
+# "command_<name>" in bot.texts.
+COMMANDS = {
+    "start": handlers.help_command,
+    "help": handlers.help_command,
+    "add": handlers.add_command,
+    "ask": handlers.ask_command,
+    "list": handlers.list_command,
+    "remove": handlers.remove_command,
+    "forget": handlers.forget_command,
+}
+NO_TOKEN = """\
+To run as a Telegram bot, articlebot needs a bot token from Telegram. To get one:
+  1. In Telegram, open a chat with @BotFather and send /newbot.
+  2. Pick a name and a username ending in "bot"; BotFather answers with a token.
+  3. export TELEGRAM_BOT_TOKEN=123456789:AAE...   and start again (make run).
+TELEGRAM_BASE_URL and TELEGRAM_BASE_FILE_URL can point the bot at another Bot API server,
+such as a local telegram-bot-api.
+
+Meanwhile you can talk to the bot right here: `articlebot chat` (or make chat) behaves the
+same, with answers as plain text."""
+
+
+def run_bot(settings: Settings) -> int:
+    """Run the Telegram bot until SIGINT/SIGTERM; without a token, explain how to get one."""
+    token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+    if not token:
+        return _without_token(settings)
+    logging.getLogger("bot").setLevel(logging.INFO)
+    application = build_application(
+        Library(settings),
+        token,
+        os.environ.get("TELEGRAM_BASE_URL") or TELEGRAM_API,
+        os.environ.get("TELEGRAM_BASE_FILE_URL") or TELEGRAM_FILES,
+    )
+    try:
+        application.run_polling(
+            timeout=POLL_TIMEOUT,
+            bootstrap_retries=5,
+            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+        )
+    except InvalidToken:
+        print("Telegram refused TELEGRAM_BOT_TOKEN; check it with @BotFather.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _without_token(settings: Settings) -> int:
+    """Say how to get a token and offer the terminal chat instead (exit code 2 if not)."""
+    print(NO_TOKEN, file=sys.stderr)
+    if not sys.stdin.isatty():
+        return 2
+    try:
+        reply = input("\nStart a terminal chat now? [Y/n] ")
+    except EOFError:
+        return 2
+    if reply.strip().lower() not in ("", "y", "yes"):
+        return 2
+    return run_terminal_chat(settings, TERMINAL_CHAT)
+
+
+def build_application(
+    library: Library, token: str, base_url: str, base_file_url: str
+) -> Application:
+    """The bot: its connection to the Bot API, its handlers, and the Library they use."""
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .base_file_url(base_file_url)
+        .request(_http(read_timeout=20.0))
+        .get_updates_request(_http(read_timeout=10.0))
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                allow_sending_without_reply=True,
+            )
+        )
+        .concurrent_updates(ChatByChat(max_concurrent_updates=64))
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    application.bot_data[handlers.LIBRARY] = library
+    _add_handlers(application)
+    return application
+
+
+def _http(read_timeout: float) -> HTTPXRequest:
+    """HTTP to the Bot API. Failed connections are retried with exponential backoff (httpx
+    does it before anything is sent, so no message goes out twice); RetryAfter is the rate
+    limiter's job."""
+    transport = httpx.AsyncHTTPTransport(retries=3, limits=httpx.Limits(max_connections=64))
+    return HTTPXRequest(
+        connect_timeout=10.0,
+        read_timeout=read_timeout,
+        write_timeout=20.0,
+        pool_timeout=10.0,
+        httpx_kwargs={"transport": transport},
+    )
+
+
+def _add_handlers(application: Application) -> None:
+    """Which handler gets which update; the first that matches takes it. Only new messages
+    count: an edited one (should Telegram deliver it) leaves the answer to the original."""
+    new = filters.UpdateType.MESSAGE
+    private = filters.ChatType.PRIVATE
+    application.add_handlers(
+        [
+            *(CommandHandler(name, callback, new) for name, callback in COMMANDS.items()),
+            MessageHandler(new & filters.TEXT & ~filters.COMMAND, handlers.text_message),
+            MessageHandler(new & filters.Document.ALL, handlers.document_message),
+            MessageHandler(new & private & filters.COMMAND, handlers.unknown_command),
+            MessageHandler(new & private & ~filters.StatusUpdate.ALL, handlers.other_message),
+            CallbackQueryHandler(handlers.more_pressed, pattern=r"^more:\d+$"),
+            CallbackQueryHandler(handlers.context_pressed, pattern=r"^context:\d+$"),
+            CallbackQueryHandler(handlers.forget_pressed, pattern=r"^forget:(yes|no)$"),
+            CallbackQueryHandler(handlers.stale_button),
+        ]
+    )
+    application.add_error_handler(handlers.report_error)
+
+
+async def _post_init(application: Application) -> None:
+    """Before polling: load the model, register the command menu, say who we are."""
+    await asyncio.to_thread(application.bot_data[handlers.LIBRARY].warm_up)
+    for language in (ENGLISH, GERMAN):
+        commands = [BotCommand(name, say(f"command_{name}", language)) for name in COMMANDS]
+        await application.bot.set_my_commands(
+            commands, language_code=None if language == ENGLISH else language
+        )
+    logger.info("Running as @%s", application.bot.username)
+
+
+async def _post_shutdown(application: Application) -> None:
+    """After the last update: close the Library (every change is already committed)."""
+    application.bot_data[handlers.LIBRARY].close()
+
+
+class ChatByChat(SimpleUpdateProcessor):
+    """Updates of different chats are handled at the same time, so one chat's slow article
+    holds up no one else; those of one chat one after another, in order, so a question sent
+    right after an answer finds that answer remembered."""
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[object]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks.get(chat.id)
+        if lock is None:
+            lock = self._locks[chat.id] = asyncio.Lock()
+        async with lock:
+            await coroutine

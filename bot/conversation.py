@@ -1,0 +1,181 @@
+"""What a message asks of the bot, decided the same way in Telegram and in the terminal.
+
+The Telegram handlers and the terminal chat differ only in how messages arrive and how
+answers look; which command a line is, whether a group message is meant for the bot, whether
+a question follows up on an earlier answer, and who may remove articles is decided here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import StrEnum
+
+from index.answers import Answer
+from index.library import Library
+from index.records import Article
+
+
+class Intent(StrEnum):
+    HELP = "help"
+    ADD = "add"
+    ASK = "ask"
+    LIST = "list"
+    REMOVE = "remove"
+    FORGET = "forget"
+    MORE = "more"
+    CONTEXT = "context"
+    QUIT = "quit"
+    UNKNOWN = "unknown"  # a command the bot does not have
+    UNCLEAR = "unclear"  # nothing to act on: only whitespace
+    IGNORE = "ignore"  # not for this bot: a command addressed to another one
+
+
+@dataclass(frozen=True)
+class Request:
+    """One thing a user asked for, with the text that came with it."""
+
+    intent: Intent
+    argument: str = ""
+
+
+_COMMAND_INTENTS = {
+    "start": Intent.HELP,
+    "help": Intent.HELP,
+    "add": Intent.ADD,
+    "ask": Intent.ASK,
+    "list": Intent.LIST,
+    "remove": Intent.REMOVE,
+    "forget": Intent.FORGET,
+    "more": Intent.MORE,
+    "context": Intent.CONTEXT,
+    "quit": Intent.QUIT,
+    "exit": Intent.QUIT,
+}
+_COMMAND = re.compile(r"/(\w+)(?:@(\w+))?(?=\s|$)\s*(.*)", re.DOTALL)
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_WORD = re.compile(r"\w+")
+# A message with a link and fewer words than this is about the link, not an article itself.
+_ARTICLE_WORDS = 50
+
+
+def argument_of(text: str | None) -> str:
+    """What follows the command in "/cmd@bot argument", line breaks kept (for article texts)."""
+    match = _COMMAND.match((text or "").strip())
+    return match.group(3).strip() if match else ""
+
+
+def parse_command(text: str, bot_username: str | None = None) -> Request | None:
+    """The request in a command line, or None if `text` is not a command.
+
+    A command addressed to another bot ("/ask@otherbot") is `Intent.IGNORE`; without a
+    `bot_username` (the terminal) the address is not checked.
+    """
+    match = _COMMAND.match(text.strip())
+    if match is None:
+        return None
+    name, address, argument = match.groups()
+    if address and bot_username and address.lower() != bot_username.lower():
+        return Request(Intent.IGNORE)
+    return Request(_COMMAND_INTENTS.get(name.lower(), Intent.UNKNOWN), argument.strip())
+
+
+def is_url(text: str) -> bool:
+    """True if `text` is a single link and nothing else."""
+    return _URL.fullmatch(text.strip()) is not None
+
+
+def source_of(text: str) -> str:
+    """What to add for a message: its link if it is a short note around one, else its text."""
+    link = _URL.search(text)
+    if link and len(_WORD.findall(_URL.sub(" ", text))) < _ARTICLE_WORDS:
+        return link.group().rstrip(".,;:!?)»”'\"")
+    return text
+
+
+def read_message(text: str) -> Request:
+    """A message that is not a command: a lone link is an article to add, anything else a
+    question."""
+    if not text.strip():
+        return Request(Intent.UNCLEAR)
+    if is_url(text):
+        return Request(Intent.ADD, text.strip())
+    return Request(Intent.ASK, text.strip())
+
+
+def group_text(
+    text: str, bot_username: str, *, mentioned: bool, replied_to_bot: bool
+) -> str | None:
+    """The part of a group message meant for the bot, or None if the message is not for it.
+
+    In a group the bot takes part only when addressed: a message that mentions it or replies
+    to one of its messages. Everything else is the members' own conversation.
+    """
+    if not (mentioned or replied_to_bot):
+        return None
+    mention = rf"\s*@{re.escape(bot_username)}\b\s*"
+    return re.sub(mention, " ", text, flags=re.IGNORECASE).strip()
+
+
+class Memory:
+    """A chat's recent answers, by the id of the message that shows each (in memory only:
+    follow-ups and buttons may be forgotten across a restart).
+
+    `latest` is the last answer given if nothing else has happened since: a question right
+    after it may follow up on it.
+    """
+
+    def __init__(self, limit: int = 50) -> None:
+        self._limit = limit
+        self._answers: OrderedDict[int, Answer] = OrderedDict()
+        self.latest: Answer | None = None
+
+    def record(self, message_id: int, answer: Answer) -> None:
+        """Remember the answer a message shows; only found answers can be followed up."""
+        self.latest = answer if answer.found else None
+        if answer.found:
+            self.show(message_id, answer)
+
+    def show(self, message_id: int, answer: Answer) -> None:
+        """Remember that another message (more quotes, context) belongs to `answer` too."""
+        self._answers[message_id] = answer
+        self._answers.move_to_end(message_id)
+        while len(self._answers) > self._limit:
+            self._answers.popitem(last=False)
+
+    def recall(self, message_id: int | None) -> Answer | None:
+        return None if message_id is None else self._answers.get(message_id)
+
+    def interrupt(self) -> None:
+        """Something other than a question happened: the next question stands on its own."""
+        self.latest = None
+
+
+def follow_up(memory: Memory, replied_to: int | None, private: bool) -> tuple[Answer | None, bool]:
+    """(the earlier answer a new question builds on, whether that is only a guess).
+
+    A reply to one of the bot's answers is an explicit follow-up. In a private chat a question
+    right after an answer may be one too; the library then decides ("implicit"). In a group,
+    questions stand alone unless they reply to an answer: others may be talking in between.
+    """
+    explicit = memory.recall(replied_to)
+    if explicit is not None:
+        return explicit, False
+    if private and memory.latest is not None:
+        return memory.latest, True
+    return None, False
+
+
+def owns(articles: list[Article], user_id: str) -> bool:
+    """True if the user added every one of `articles` (and there is at least one)."""
+    return bool(articles) and all(article.added_by == user_id for article in articles)
+
+
+def add(library: Library, chat_id: str, text: str, added_by: str | None = None) -> Article:
+    """Add the link or the article a message holds to the chat's library (raises
+    ArticleRejected)."""
+    source = source_of(text)
+    if is_url(source):
+        return library.add_url(chat_id, source, added_by=added_by)
+    return library.add_text(chat_id, source, added_by=added_by)

@@ -1,0 +1,389 @@
+"""Telegram updates in, Library calls and messages out.
+
+Each handler reads one kind of update, lets `bot.conversation` decide what it means, calls
+the Library in a worker thread (`asyncio.to_thread`: fetching and model inference take
+seconds and must not stall other chats), showing "typing" meanwhile, and sends what
+`bot.render` makes of the result. The Library lives in `context.bot_data`; each chat's
+recent answers, which the buttons and follow-ups refer to, in `context.chat_data`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from telegram import (
+    Chat,
+    Document,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatAction, ChatMemberStatus, ChatType
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.conversation import (
+    Intent,
+    Memory,
+    Request,
+    add,
+    argument_of,
+    follow_up,
+    group_text,
+    owns,
+    parse_command,
+    read_message,
+)
+from bot.render import (
+    article_added,
+    article_removed,
+    html_answer,
+    html_article_list,
+    html_context,
+    rejection,
+)
+from bot.texts import language_of, say
+from index.answers import Answer
+from index.errors import ArticleRejected, UnknownArticle
+from index.library import Library
+from index.records import Article
+
+logger = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+LIBRARY = "library"  # key of the Library in application.bot_data
+_TYPING_EVERY = 4.0  # seconds; Telegram shows "typing" for 5 s after each chat action
+
+
+# What every handler needs
+
+
+def _library(context: Context) -> Library:
+    return context.bot_data[LIBRARY]
+
+
+def _memory(context: Context) -> Memory:
+    return context.chat_data.setdefault("memory", Memory())
+
+
+def _language(update: Update) -> str:
+    user = update.effective_user
+    return language_of(user.language_code if user else None)
+
+
+def _chat_id(update: Update) -> str:
+    return str(update.effective_chat.id)
+
+
+def _user_id(update: Update) -> str | None:
+    return str(update.effective_user.id) if update.effective_user else None
+
+
+def _private(update: Update) -> bool:
+    return update.effective_chat.type == ChatType.PRIVATE
+
+
+@asynccontextmanager
+async def _typing(chat: Chat) -> AsyncIterator[None]:
+    """Show "typing" in the chat for as long as the block runs."""
+
+    async def keep_typing() -> None:
+        while True:
+            with suppress(TelegramError):
+                await chat.send_action(ChatAction.TYPING)
+            await asyncio.sleep(_TYPING_EVERY)
+
+    task = asyncio.create_task(keep_typing())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def _reply(update: Update, key: str) -> None:
+    await update.effective_message.reply_text(say(key, _language(update)))
+
+
+async def _may_change(update: Update, articles: list[Article]) -> bool:
+    """Whether the user may remove these articles: anyone in a private chat; in a group the
+    person who added them all, and the chat's admins."""
+    if _private(update) or owns(articles, _user_id(update)):
+        return True
+    chat, message = update.effective_chat, update.message
+    if message and message.sender_chat and message.sender_chat.id == chat.id:
+        return True  # an anonymous admin, writing as the group
+    member = await chat.get_member(update.effective_user.id)
+    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+# Commands
+
+
+async def help_command(update: Update, context: Context) -> None:
+    """/start and /help: what the bot does; in a group, how to talk to it there."""
+    await _reply(update, "help_private" if _private(update) else "help_group")
+
+
+async def add_command(update: Update, context: Context) -> None:
+    """/add <link or text>, or /add in reply to a message holding a link, text or file."""
+    message = update.effective_message
+    source: str | Document = argument_of(message.text)
+    if not source and (target := message.reply_to_message):
+        source = target.document or target.text or target.caption or ""
+    if source:
+        await _add(update, context, source)
+    else:
+        await _reply(update, "usage_add")
+
+
+async def ask_command(update: Update, context: Context) -> None:
+    """/ask <question>: the way to ask in a group."""
+    question = argument_of(update.effective_message.text)
+    if question:
+        await _answer(update, context, question)
+    else:
+        await _reply(update, "usage_ask")
+
+
+async def list_command(update: Update, context: Context) -> None:
+    """/list: the chat's articles with their short ids, dates and sources."""
+    articles = await asyncio.to_thread(_library(context).articles, _chat_id(update))
+    for text in html_article_list(articles, _language(update)):
+        await update.effective_message.reply_text(text)
+
+
+async def remove_command(update: Update, context: Context) -> None:
+    """/remove <id>: remove one article, if the user may."""
+    number = argument_of(update.effective_message.text)
+    if not number:
+        await _reply(update, "usage_remove")
+        return
+    library, chat_id = _library(context), _chat_id(update)
+    try:
+        article = await asyncio.to_thread(library.article, chat_id, number)
+        if not await _may_change(update, [article]):
+            await _reply(update, "not_allowed_remove")
+            return
+        removed = await asyncio.to_thread(library.remove, chat_id, number)
+    except UnknownArticle as error:
+        await update.effective_message.reply_text(rejection(error))
+        return
+    _memory(context).interrupt()
+    await update.effective_message.reply_text(article_removed(removed, _language(update)))
+
+
+async def forget_command(update: Update, context: Context) -> None:
+    """/forget: ask for confirmation (a button) before emptying the chat's library."""
+    articles = await asyncio.to_thread(_library(context).articles, _chat_id(update))
+    if not articles:
+        await _reply(update, "empty_library")
+        return
+    if not await _may_change(update, articles):
+        await _reply(update, "not_allowed_forget")
+        return
+    language = _language(update)
+    buttons = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(say("button_forget", language), callback_data="forget:yes"),
+                InlineKeyboardButton(say("button_cancel", language), callback_data="forget:no"),
+            ]
+        ]
+    )
+    await update.effective_message.reply_text(
+        say("forget_confirm", language, count=len(articles)), reply_markup=buttons
+    )
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """A command the bot does not have, in a private chat (in groups it may be another bot's)."""
+    request = parse_command(update.effective_message.text, context.bot.username)
+    if request is None or request.intent is not Intent.IGNORE:
+        await _reply(update, "unknown_command")
+
+
+# Other messages
+
+
+def _addresses_bot(message: Message, context: Context) -> tuple[bool, bool]:
+    """(does the message mention the bot, does it reply to one of the bot's messages)."""
+    bot = context.bot
+    mentions = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
+    mentioned = any(
+        (entity.user and entity.user.id == bot.id) or text.lower() == f"@{bot.username}".lower()
+        for entity, text in mentions.items()
+    )
+    target = message.reply_to_message
+    replied = bool(target and target.from_user and target.from_user.id == bot.id)
+    return mentioned, replied
+
+
+async def text_message(update: Update, context: Context) -> None:
+    """A message that is not a command: in a private chat a question or a link to add; in a
+    group only if it mentions the bot or replies to it."""
+    text = update.effective_message.text
+    if not _private(update):
+        mentioned, replied = _addresses_bot(update.effective_message, context)
+        text = group_text(text, context.bot.username, mentioned=mentioned, replied_to_bot=replied)
+        if text is None:
+            return
+    await _act(update, context, read_message(text))
+
+
+async def document_message(update: Update, context: Context) -> None:
+    """A file: added in a private chat, and in a group when its caption is /add."""
+    message = update.effective_message
+    if not _private(update):
+        request = parse_command(message.caption or "", context.bot.username)
+        if request is None or request.intent is not Intent.ADD:
+            return
+    await _add(update, context, message.document)
+
+
+async def other_message(update: Update, context: Context) -> None:
+    """A sticker, photo, voice message... in a private chat: say what the bot can read."""
+    await _reply(update, "unsupported")
+
+
+async def _act(update: Update, context: Context, request: Request) -> None:
+    if request.intent is Intent.ADD:
+        await _add(update, context, request.argument)
+    elif request.intent is Intent.ASK:
+        await _answer(update, context, request.argument)
+    else:
+        await _reply(update, "unsupported")
+
+
+async def _add(update: Update, context: Context, source: str | Document) -> None:
+    """Add a link, a text or a file to the chat's library and say what came of it."""
+    library, chat_id, user_id = _library(context), _chat_id(update), _user_id(update)
+    _memory(context).interrupt()
+    try:
+        async with _typing(update.effective_chat):
+            if isinstance(source, Document):
+                data = await (await source.get_file()).download_as_bytearray()
+                name = source.file_name or "file"
+                article = await asyncio.to_thread(
+                    library.add_file, chat_id, name, bytes(data), user_id
+                )
+            else:
+                article = await asyncio.to_thread(add, library, chat_id, source, user_id)
+    except ArticleRejected as error:
+        await update.effective_message.reply_text(rejection(error))
+        return
+    await update.effective_message.reply_text(article_added(article, _language(update)))
+
+
+# Answers and their buttons
+
+
+def _answer_buttons(
+    answer: Answer, start: int, shown: int, language: str
+) -> InlineKeyboardMarkup | None:
+    """The buttons under an answer: "More" while there are further quotes, and "Context"
+    for the first quote shown."""
+    if not shown:
+        return None
+    row = []
+    if start + shown < len(answer.quotes):
+        more = say("button_more", language)
+        row.append(InlineKeyboardButton(more, callback_data=f"more:{start + shown}"))
+    context = say("button_context", language)
+    row.append(InlineKeyboardButton(context, callback_data=f"context:{start}"))
+    return InlineKeyboardMarkup([row])
+
+
+async def _answer(update: Update, context: Context, question: str) -> None:
+    """Answer a question from the chat's library, as a follow-up where it is one."""
+    message, memory, library = update.effective_message, _memory(context), _library(context)
+    replied_to = message.reply_to_message.message_id if message.reply_to_message else None
+    previous, implicit = follow_up(memory, replied_to, _private(update))
+    async with _typing(update.effective_chat):
+        answer = await asyncio.to_thread(
+            library.ask, _chat_id(update), question, previous, implicit
+        )
+    language = _language(update)
+    text, shown = html_answer(answer, 0, library.settings.max_quotes, language)
+    sent = await message.reply_text(text, reply_markup=_answer_buttons(answer, 0, shown, language))
+    memory.record(sent.message_id, answer)
+
+
+def _pressed(update: Update, context: Context) -> tuple[Answer | None, int]:
+    """The answer whose button was pressed (None if forgotten) and the number in its data."""
+    query = update.callback_query
+    return _memory(context).recall(query.message.message_id), int(query.data.split(":")[1])
+
+
+async def more_pressed(update: Update, context: Context) -> None:
+    """The "More" button: show the next quotes in place of the ones shown."""
+    query, language = update.callback_query, _language(update)
+    answer, start = _pressed(update, context)
+    if answer is None:
+        await query.answer(say("too_old", language))
+        return
+    text, shown = html_answer(answer, start, _library(context).settings.max_quotes, language)
+    await query.answer()
+    try:
+        await query.edit_message_text(
+            text, reply_markup=_answer_buttons(answer, start, shown, language)
+        )
+    except BadRequest as error:  # pressed twice before the first edit arrived
+        if "not modified" not in error.message.lower():
+            raise
+
+
+async def context_pressed(update: Update, context: Context) -> None:
+    """The "Context" button: reply with the sentences around the first quote shown."""
+    query = update.callback_query
+    answer, index = _pressed(update, context)
+    if answer is None or index >= len(answer.quotes):
+        await query.answer(say("too_old", _language(update)))
+        return
+    await query.answer()
+    quote = answer.quotes[index]
+    try:
+        quotes = await asyncio.to_thread(_library(context).context, _chat_id(update), quote)
+    except UnknownArticle as error:  # removed since the answer was given
+        await query.message.reply_text(rejection(error))
+        return
+    sent = await query.message.reply_text(html_context(quotes, quote), do_quote=True)
+    _memory(context).show(sent.message_id, answer)
+
+
+async def forget_pressed(update: Update, context: Context) -> None:
+    """The confirmation of /forget: empty the library, or leave it as it is."""
+    query, language = update.callback_query, _language(update)
+    library, chat_id = _library(context), _chat_id(update)
+    articles = await asyncio.to_thread(library.articles, chat_id)
+    if not await _may_change(update, articles):
+        await query.answer(say("not_allowed_forget", language), show_alert=True)
+        return
+    await query.answer()
+    if query.data == "forget:no":
+        await query.edit_message_text(say("forget_cancelled", language))
+        return
+    count = await asyncio.to_thread(library.forget, chat_id)
+    _memory(context).interrupt()
+    await query.edit_message_text(say("forgot", language, count=count))
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """A button this bot no longer knows (from an older version of it)."""
+    await update.callback_query.answer(say("too_old", _language(update)))
+
+
+# Errors
+
+
+async def report_error(update: object, context: Context) -> None:
+    """Log the traceback and tell the user, briefly, that their request failed."""
+    logger.error("Failed to handle an update", exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    with suppress(TelegramError):
+        await context.bot.send_message(update.effective_chat.id, say("apology", _language(update)))

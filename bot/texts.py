@@ -1,0 +1,206 @@
+"""Everything the bot says, in English and German, in one place.
+
+Texts are Telegram HTML that is also readable as plain text: only the help texts use tags,
+and no text holds a bare "<" or "&". Values filled in with `say(..., **values)` are inserted
+as given; whoever renders HTML escapes them first (see `bot.render`).
+"""
+
+from __future__ import annotations
+
+ENGLISH, GERMAN = "en", "de"
+
+_TEXTS: dict[str, dict[str, str]] = {
+    "help_private": {
+        ENGLISH: (
+            "I answer questions about news articles you give me, quoting their sentences "
+            "word for word.\n\n"
+            "<b>Add an article:</b> send its link, or /add followed by a link or the "
+            "article's text, or send a .txt, .html or .md file.\n"
+            "<b>Ask:</b> just write your question, e.g. <i>Who is mediating with Iran?</i> "
+            "Then ask on briefly, e.g. <i>What did the Kremlin say?</i>, and I read it "
+            "together with the question before; replying to one of my answers does the "
+            "same.\n\n"
+            "/list shows the articles, /remove 2 removes article #2, /forget empties "
+            "this chat's library."
+        ),
+        GERMAN: (
+            "Ich beantworte Fragen zu Artikeln, die du mir gibst, mit wörtlichen Zitaten.\n\n"
+            "<b>Artikel hinzufügen:</b> schick den Link, oder /add mit einem Link oder dem "
+            "Text des Artikels, oder eine .txt-, .html- oder .md-Datei.\n"
+            "<b>Fragen:</b> schreib einfach deine Frage, z. B. <i>Wer vermittelt mit dem "
+            "Iran?</i> Dann frag kurz weiter, z. B. <i>Was sagte der Kreml?</i>, und ich lese "
+            "das zusammen mit der Frage davor; eine Antwort auf eine meiner Antworten ebenso."
+            "\n\n"
+            "/list zeigt die Artikel, /remove 2 entfernt Artikel #2, /forget leert die "
+            "Bibliothek dieses Chats."
+        ),
+    },
+    "help_group": {
+        ENGLISH: (
+            "I answer questions about the news articles of this group, quoting their "
+            "sentences word for word. I don't read your conversation: I only see commands, "
+            "messages that mention me and replies to my messages.\n\n"
+            "<b>Add an article:</b> /add followed by a link or the article's text, or reply "
+            "/add to a message that holds one, or send a file with the caption /add.\n"
+            "<b>Ask:</b> /ask Who is mediating with Iran?\n"
+            "<b>Follow up:</b> reply to my answer, e.g. <i>What did the Kremlin say?</i>\n\n"
+            "/list shows the articles. /remove 2 and /forget are for admins and for "
+            "whoever added the articles."
+        ),
+        GERMAN: (
+            "Ich beantworte Fragen zu den Artikeln dieser Gruppe mit wörtlichen Zitaten. "
+            "Eure Unterhaltung lese ich nicht: Ich sehe nur Befehle, Nachrichten, die mich "
+            "erwähnen, und Antworten auf meine Nachrichten.\n\n"
+            "<b>Artikel hinzufügen:</b> /add mit einem Link oder dem Text des Artikels, oder "
+            "/add als Antwort auf eine Nachricht mit Link oder Text, oder eine Datei mit der "
+            "Beschriftung /add.\n"
+            "<b>Fragen:</b> /ask Wer vermittelt mit dem Iran?\n"
+            "<b>Nachfragen:</b> antworte auf meine Antwort, z. B. <i>Was sagte der Kreml?</i>\n\n"
+            "/list zeigt die Artikel. /remove 2 und /forget dürfen Admins und wer die "
+            "Artikel hinzugefügt hat."
+        ),
+    },
+    "help_terminal": {
+        ENGLISH: (
+            "Ask questions about the articles of this library; answers quote them word for "
+            "word. A question right after an answer is read together with it.\n"
+            "  /add LINK or TEXT   add an article (a line that is only a link adds it too)\n"
+            "  /ask QUESTION       ask (any other line is a question as well)\n"
+            "  /more               the next quotes of the last answer\n"
+            "  /context            the sentences around the first quote shown\n"
+            "  /list               the articles, with their short ids\n"
+            "  /remove ID          remove an article\n"
+            "  /forget             empty the library (asks first)\n"
+            "  /quit               leave (or Ctrl-D)"
+        ),
+    },
+    "terminal_loading": {ENGLISH: "Loading the language model…"},
+    "command_start": {ENGLISH: "What I do and how to use me", GERMAN: "Was ich kann"},
+    "command_help": {ENGLISH: "How to add articles and ask", GERMAN: "Hilfe"},
+    "command_add": {
+        ENGLISH: "Add an article: a link or its text",
+        GERMAN: "Artikel hinzufügen: Link oder Text",
+    },
+    "command_ask": {ENGLISH: "Ask about the articles", GERMAN: "Eine Frage stellen"},
+    "command_list": {ENGLISH: "List the articles", GERMAN: "Artikel auflisten"},
+    "command_remove": {ENGLISH: "Remove an article by its id", GERMAN: "Artikel entfernen"},
+    "command_forget": {ENGLISH: "Empty this chat's library", GERMAN: "Bibliothek leeren"},
+    "added": {
+        ENGLISH: "Added #{number}: {title} ({article_language}, {sentences} sentences).",
+        GERMAN: "Hinzugefügt als #{number}: {title} ({article_language}, {sentences} Sätze).",
+    },
+    "removed": {ENGLISH: "Removed #{number}: {title}.", GERMAN: "Entfernt: #{number} {title}."},
+    "sentences": {ENGLISH: "{count} sentences", GERMAN: "{count} Sätze"},
+    "language_de": {ENGLISH: "German", GERMAN: "Deutsch"},
+    "language_en": {ENGLISH: "English", GERMAN: "Englisch"},
+    "no_answer": {
+        ENGLISH: "The articles in this library don't answer that.",
+        GERMAN: "Die Artikel in dieser Bibliothek beantworten das nicht.",
+    },
+    "empty_library": {
+        ENGLISH: (
+            "This chat's library is empty. Add an article first: /add followed by a link or "
+            "the article's text (in a private chat, just send the link or a file)."
+        ),
+        GERMAN: (
+            "Die Bibliothek dieses Chats ist leer. Füge zuerst einen Artikel hinzu: /add mit "
+            "einem Link oder dem Text (im privaten Chat genügt der Link oder eine Datei)."
+        ),
+    },
+    "empty_library_plain": {
+        ENGLISH: (
+            "The library is empty. Add an article first: /add followed by a link or the "
+            "article's text in the chat, or `articlebot add URL|FILE|-` from the shell."
+        ),
+    },
+    "source_text": {ENGLISH: "sent as text", GERMAN: "als Text geschickt"},
+    "source_file": {ENGLISH: "sent as a file", GERMAN: "als Datei geschickt"},
+    "follow_up": {
+        ENGLISH: "Read together with “{question}”:",
+        GERMAN: "Zusammen mit „{question}“ gelesen:",
+    },
+    "no_more": {ENGLISH: "No more quotes.", GERMAN: "Keine weiteren Zitate."},
+    "button_more": {ENGLISH: "More", GERMAN: "Mehr"},
+    "button_context": {ENGLISH: "Context", GERMAN: "Kontext"},
+    "too_old": {
+        ENGLISH: "This answer is too old — please ask again.",
+        GERMAN: "Diese Antwort ist zu alt — bitte frag noch einmal.",
+    },
+    "forget_confirm": {
+        ENGLISH: "Forget every article in this chat ({count})? This cannot be undone.",
+        GERMAN: "Alle Artikel dieses Chats vergessen ({count})? Das lässt sich nicht "
+        "rückgängig machen.",
+    },
+    "button_forget": {ENGLISH: "Forget them", GERMAN: "Vergessen"},
+    "button_cancel": {ENGLISH: "Cancel", GERMAN: "Abbrechen"},
+    "forgot": {
+        ENGLISH: "Done: the library is empty now ({count} forgotten).",
+        GERMAN: "Erledigt: Die Bibliothek ist jetzt leer ({count} vergessen).",
+    },
+    "forget_cancelled": {ENGLISH: "Nothing was forgotten.", GERMAN: "Nichts wurde vergessen."},
+    "confirm_terminal": {ENGLISH: "Type yes to confirm: "},
+    "not_allowed_remove": {
+        ENGLISH: "Only the chat's admins and whoever added an article can remove it.",
+        GERMAN: "Nur Admins und wer einen Artikel hinzugefügt hat, können ihn entfernen.",
+    },
+    "not_allowed_forget": {
+        ENGLISH: "Only the chat's admins can empty its library.",
+        GERMAN: "Nur Admins können die Bibliothek leeren.",
+    },
+    "usage_add": {
+        ENGLISH: (
+            "Send /add followed by a link or the article's text, or reply /add to a message "
+            "that holds one."
+        ),
+        GERMAN: (
+            "Schick /add mit einem Link oder dem Text des Artikels, oder antworte mit /add auf "
+            "eine Nachricht, die einen enthält."
+        ),
+    },
+    "usage_ask": {
+        ENGLISH: "Write your question after /ask, e.g. /ask Who is mediating with Iran?",
+        GERMAN: "Schreib deine Frage nach /ask, z. B. /ask Wer vermittelt mit dem Iran?",
+    },
+    "usage_remove": {
+        ENGLISH: "Which article? Write its id from /list after /remove, e.g. /remove 2.",
+        GERMAN: "Welcher Artikel? Schreib seine Nummer aus /list nach /remove, z. B. /remove 2.",
+    },
+    "nothing_to_show": {
+        ENGLISH: "Ask a question first.",
+        GERMAN: "Stell zuerst eine Frage.",
+    },
+    "unknown_command": {
+        ENGLISH: "I don't know that command; /help lists what I can do.",
+        GERMAN: "Diesen Befehl kenne ich nicht; /help zeigt, was ich kann.",
+    },
+    "unsupported": {
+        ENGLISH: "I read questions, links and .txt, .html or .md files; /help says more.",
+        GERMAN: "Ich lese Fragen, Links und .txt-, .html- oder .md-Dateien; mehr unter /help.",
+    },
+    "apology": {
+        ENGLISH: "Sorry, something went wrong with that. Please try again.",
+        GERMAN: "Entschuldige, dabei ist etwas schiefgegangen. Bitte versuch es noch einmal.",
+    },
+}
+
+
+def language_of(language_code: str | None) -> str:
+    """The language to talk in for a user's Telegram language code: German or English."""
+    return GERMAN if (language_code or "").lower().startswith(GERMAN) else ENGLISH
+
+
+def say(key: str, language: str = ENGLISH, **values: object) -> str:
+    """The text `key` in `language` (English where there is no translation), filled in."""
+    versions = _TEXTS[key]
+    return versions.get(language, versions[ENGLISH]).format(**values)
+
+
+def language_name(code: str, language: str = ENGLISH) -> str:
+    """A language's name ("German") for a code ("de"); unknown codes stay as they are."""
+    key = f"language_{code}"
+    return say(key, language) if key in _TEXTS else code
+
+
+def all_texts() -> list[str]:
+    """Every text in every language, unfilled (for checking that they are valid HTML)."""
+    return [text for versions in _TEXTS.values() for text in versions.values()]
