@@ -1,0 +1,129 @@
+"""Speed and memory of the article index, measured on the XQuAD articles and questions.
+
+Prints, for each ranking mode ("plain" sentence embeddings, the baseline, and the default
+"contextual" ranking): sentences encoded per second while adding the articles, question
+latency p50/p95, peak memory, and the start-up time of a fresh process to its first answer.
+
+    .venv/bin/python bench/bench.py [--data ../shared/eval/xquad] [--modes plain,contextual]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from index.config import load_settings
+from index.evaluation import load_articles, load_questions
+from index.library import Library
+from index.records import ArticleDraft
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def measure(mode: str, data: Path, split: str, pairs: list[str]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="articlebot-bench-") as scratch:
+        settings = load_settings().with_overrides(data_dir=scratch, ranking=mode)
+        library = Library(settings)
+        library.warm_up()
+        sentences, seconds = 0, 0.0
+        for language in sorted({pair.split("-")[1] for pair in pairs}):
+            for article in load_articles(data, language, split):
+                draft = ArticleDraft(article.title, article.text, article.language, "text")
+                started = time.perf_counter()
+                added = library.add_draft(f"bench-{language}", draft)
+                seconds += time.perf_counter() - started
+                sentences += added.sentence_count
+        latencies = []
+        for pair in pairs:
+            chat = f"bench-{pair.split('-')[1]}"
+            for question in load_questions(data, pair, split):
+                started = time.perf_counter()
+                library.ask(chat, question.question)
+                latencies.append(1000 * (time.perf_counter() - started))
+        startup = _startup_seconds(settings.data_dir, mode)
+        library.close()
+    return {
+        "mode": mode,
+        "sentences": sentences,
+        "sentences_per_second": round(sentences / seconds, 1),
+        "questions": len(latencies),
+        "latency_ms_p50": round(_percentile(latencies, 0.50), 1),
+        "latency_ms_p95": round(_percentile(latencies, 0.95), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "startup_to_first_answer_s": round(startup, 2),
+    }
+
+
+def _startup_seconds(data_dir: Path, mode: str) -> float:
+    """A new `articlebot ask` process on the filled library, from launch to its answer."""
+    environment = {
+        **os.environ,
+        "ARTICLEBOT_DATA_DIR": str(data_dir),
+        "ARTICLEBOT_RANKING": mode,
+    }
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "ask",
+            "--chat",
+            "bench-de",
+            "Wer gewann den Super Bowl?",
+        ],
+        check=True,
+        capture_output=True,
+        env=environment,
+        cwd=ROOT,
+    )
+    return time.perf_counter() - started
+
+
+def _passed_on(args: argparse.Namespace) -> list[str]:
+    return ["--data", args.data, "--split", args.split, "--pairs", args.pairs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "eval" / "xquad"))
+    parser.add_argument("--split", default="dev")
+    parser.add_argument("--pairs", default="de-de,en-de,en-en")
+    parser.add_argument("--modes", default="plain,contextual")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+    results = []
+    for mode in modes:
+        if len(modes) == 1:
+            result = measure(mode, Path(args.data), args.split, args.pairs.split(","))
+        else:  # one process per mode, so peak memory is each mode's own
+            command = [sys.executable, __file__, *_passed_on(args), "--modes", mode, "--json"]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            result = json.loads(output.strip().splitlines()[-1])[0]
+        results.append(result)
+        print(
+            f"{mode:>10}: {result['sentences_per_second']:6.1f} sentences/s while adding, "
+            f"question p50 {result['latency_ms_p50']:.0f} ms / p95 {result['latency_ms_p95']:.0f}"
+            f" ms ({result['questions']} questions), peak RSS {result['peak_rss_mb']} MB, "
+            f"start-up to first answer {result['startup_to_first_answer_s']:.1f} s",
+            flush=True,
+        )
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
