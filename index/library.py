@@ -72,13 +72,29 @@ class Library:
     def vectors(self) -> VectorIndexes:
         if self._vectors is None:
             model = self.embedder.model_key
+            # One folder per model and ranking mode: switching either never mixes vectors.
+            folder = hashlib.sha1(model.encode()).hexdigest()[:12]
             self._vectors = VectorIndexes(
-                self.settings.vectors_dir,
+                self.settings.vectors_dir / folder,
                 self.embedder.dimension,
-                vectors_of=lambda chat: self.store.chat_vectors(chat, model),
+                vectors_of=self._chat_vectors,
                 ids_of=self.store.chat_sentence_ids,
             )
         return self._vectors
+
+    def _chat_vectors(self, chat_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """A chat's sentence vectors for (re)building its index, encoding with the current
+        model whatever was added under another one."""
+        model = self.embedder.model_key
+        for article_id in self.store.articles_lacking_encodings(chat_id, model):
+            article = self.store.article_by_id(article_id)
+            sentences = self.store.sentences_of(article_id)
+            logger.info("Chat %s: encoding #%d with the current model", chat_id, article.number)
+            keys, passages, _ = self._encode(article.text, [(s.start, s.end) for s in sentences])
+            self.store.set_encodings(
+                model, [(s.id, p, k) for s, p, k in zip(sentences, passages, keys, strict=True)]
+            )
+        return self.store.chat_vectors(chat_id, model)
 
     @property
     def retriever(self) -> Retriever:
@@ -121,10 +137,15 @@ class Library:
         if not spans:
             raise ArticleRejected("The text has no sentences to quote.")
         keys, passages, encodings = self._encode(draft.text, [(s.start, s.end) for s in spans])
-        rows = [(s.start, s.end, s.paragraph, p) for s, p in zip(spans, passages, strict=True)]
         try:
             article, sentences = self.store.add_article(
-                chat_id, draft, fingerprint, rows, keys, added_by
+                chat_id,
+                draft,
+                fingerprint,
+                [(s.start, s.end, s.paragraph) for s in spans],
+                self.embedder.model_key,
+                list(zip(passages, keys, strict=True)),
+                added_by,
             )
         except sqlite3.IntegrityError:  # the same article added concurrently
             raise DuplicateArticle(self.store.find_duplicate(chat_id, None, fingerprint)) from None

@@ -42,15 +42,12 @@ class Article:
 
 @dataclass(frozen=True)
 class Sentence:
-    """A sentence as a span of its article's stored text; `position` counts from 0.
-
-    `paragraph` numbers the article's paragraphs; `passage` the windows of neighbouring
-    sentences the model read together."""
+    """A sentence as a span of its article's stored text; `position` counts from 0 and
+    `paragraph` numbers the article's paragraphs (its lines)."""
 
     id: int
     article_id: int
     position: int
     paragraph: int
-    passage: int
     start: int
     end: int

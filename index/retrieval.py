@@ -155,7 +155,7 @@ class Retriever:
         scores, ids = self.vectors.search(chat_id, query.vector, CANDIDATES)
         if not self.contextual:
             return [Hit(int(i), float(s)) for s, i in list(zip(scores, ids, strict=True))[:limit]]
-        mates = self.store.passage_mates(ids)
+        mates = self.store.passage_mates(self.model_key, ids)
         preferred = self._preferred(ids, query.prefer_articles)
         tokens = self.store.sentence_tokens(
             self.model_key, {m for group in mates.values() for m in group}

@@ -19,6 +19,7 @@ import numpy as np
 from index.embeddings import Encoding, TokenVectors
 from index.records import Article, ArticleDraft, Sentence
 
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
     id TEXT PRIMARY KEY,
@@ -48,12 +49,18 @@ CREATE TABLE IF NOT EXISTS sentences (
     article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     position INTEGER NOT NULL,
     paragraph INTEGER NOT NULL,
-    passage INTEGER NOT NULL,
     start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    encoding_key TEXT NOT NULL
+    "end" INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sentences_by_article ON sentences (article_id, position);
+-- How each model read each sentence: in which passage, and under which cached encoding.
+CREATE TABLE IF NOT EXISTS sentence_encodings (
+    sentence_id INTEGER NOT NULL REFERENCES sentences(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    passage INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (sentence_id, model)
+);
 CREATE TABLE IF NOT EXISTS encodings (
     model TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -65,7 +72,7 @@ CREATE TABLE IF NOT EXISTS encodings (
 );
 """
 
-_SENTENCE_COLUMNS = 's.id, s.article_id, s.position, s.paragraph, s.passage, s.start, s."end"'
+_SENTENCE_COLUMNS = 's.id, s.article_id, s.position, s.paragraph, s.start, s."end"'
 _ARTICLE_COLUMNS = (
     "a.id, a.chat_id, a.number, a.title, a.text, a.language, a.source, a.url, a.canonical_url,"
     " a.author, a.published, a.added_at, a.added_by, a.text_hash,"
@@ -83,7 +90,20 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._create_schema(path)
+
+    def _create_schema(self, path: Path) -> None:
+        with self._lock:
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            (tables,) = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            if tables and version != SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{path} was written by an older articlebot (schema {version}, this one "
+                    f"reads {SCHEMA_VERSION}). Move the data folder away and add the articles "
+                    "again."
+                )
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -111,12 +131,13 @@ class Store:
         chat_id: str,
         draft: ArticleDraft,
         text_hash: str,
-        sentences: list[tuple[int, int, int, int]],
-        encoding_keys: list[str],
+        sentences: list[tuple[int, int, int]],
+        model: str,
+        encodings: list[tuple[int, str]],
         added_by: str | None = None,
     ) -> tuple[Article, list[Sentence]]:
-        """Store an article with its sentences `(start, end, paragraph, passage)` in one
-        transaction; their encodings must be cached already."""
+        """Store an article with its sentences `(start, end, paragraph)` and how `model` read
+        them `(passage, encoding key)`, in one transaction (the encodings are cached first)."""
         added_at = datetime.now(UTC).isoformat(timespec="seconds")
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO chats (id) VALUES (?)", (chat_id,))
@@ -130,32 +151,25 @@ class Store:
                 " canonical_url, author, published, added_at, added_by, text_hash)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    chat_id,
-                    number,
-                    draft.title,
-                    draft.text,
-                    draft.language,
-                    draft.source,
-                    draft.url,
-                    draft.canonical_url,
-                    draft.author,
-                    draft.published,
-                    added_at,
-                    added_by,
-                    text_hash,
+                    chat_id, number, draft.title, draft.text, draft.language, draft.source,
+                    draft.url, draft.canonical_url, draft.author, draft.published, added_at,
+                    added_by, text_hash,
                 ),
-            )
+            )  # fmt: skip
             article_id = cursor.lastrowid
-            db.executemany(
-                "INSERT INTO sentences (article_id, position, paragraph, passage, start,"
-                ' "end", encoding_key) VALUES (?, ?, ?, ?, ?, ?, ?)',
-                [
-                    (article_id, position, paragraph, passage, start, end, key)
-                    for position, ((start, end, paragraph, passage), key) in enumerate(
-                        zip(sentences, encoding_keys, strict=True)
-                    )
-                ],
-            )
+            for position, ((start, end, paragraph), (passage, key)) in enumerate(
+                zip(sentences, encodings, strict=True)
+            ):
+                sentence_id = db.execute(
+                    'INSERT INTO sentences (article_id, position, paragraph, start, "end")'
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (article_id, position, paragraph, start, end),
+                ).lastrowid
+                db.execute(
+                    "INSERT INTO sentence_encodings (sentence_id, model, passage, key)"
+                    " VALUES (?, ?, ?, ?)",
+                    (sentence_id, model, passage, key),
+                )
         article = self.article_by_id(article_id)
         assert article is not None
         return article, self.sentences_of(article_id)
@@ -258,7 +272,8 @@ class Store:
         """Sentence ids of a chat with their cached vectors (for rebuilding its FAISS file)."""
         rows = self._query(
             "SELECT s.id, e.vector FROM sentences s JOIN articles a ON a.id = s.article_id"
-            " JOIN encodings e ON e.key = s.encoding_key AND e.model = ?"
+            " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
+            " JOIN encodings e ON e.key = se.key AND e.model = se.model"
             " WHERE a.chat_id = ? ORDER BY s.id",
             (model, chat_id),
         )
@@ -278,22 +293,46 @@ class Store:
         """The token ids of every sentence of a chat (for word rarity statistics)."""
         rows = self._query(
             "SELECT e.token_ids FROM sentences s JOIN articles a ON a.id = s.article_id"
-            " JOIN encodings e ON e.key = s.encoding_key AND e.model = ? WHERE a.chat_id = ?",
+            " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
+            " JOIN encodings e ON e.key = se.key AND e.model = se.model WHERE a.chat_id = ?",
             (model, chat_id),
         )
         return [np.frombuffer(r[0], dtype=np.int32) for r in rows]
 
-    def passage_mates(self, sentence_ids: Iterable[int]) -> dict[int, list[int]]:
-        """For each sentence, the ids of all sentences of its passage (itself included)."""
+    def articles_lacking_encodings(self, chat_id: str, model: str) -> list[int]:
+        """Articles of a chat with sentences that have no encoding by `model` (the model was
+        changed since they were added)."""
+        rows = self._query(
+            "SELECT DISTINCT s.article_id FROM sentences s JOIN articles a ON a.id = s.article_id"
+            " LEFT JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
+            " WHERE a.chat_id = ? AND se.key IS NULL",
+            (model, chat_id),
+        )
+        return [row[0] for row in rows]
+
+    def set_encodings(self, model: str, sentences: list[tuple[int, int, str]]) -> None:
+        """Record how `model` read sentences: `(sentence id, passage, encoding key)`; the
+        encodings themselves must be cached already."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO sentence_encodings (sentence_id, model, passage, key)"
+                " VALUES (?, ?, ?, ?)",
+                [(sentence_id, model, passage, key) for sentence_id, passage, key in sentences],
+            )
+
+    def passage_mates(self, model: str, sentence_ids: Iterable[int]) -> dict[int, list[int]]:
+        """For each sentence, the ids of all sentences `model` read in the same passage."""
         ids = sorted(set(int(i) for i in sentence_ids))
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._query(
-            "SELECT s.id, m.id FROM sentences s JOIN sentences m"
-            " ON m.article_id = s.article_id AND m.passage = s.passage"
-            f" WHERE s.id IN ({marks}) ORDER BY m.position",
-            ids,
+            "SELECT s.id, m.id FROM sentences s"
+            " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
+            " JOIN sentences m ON m.article_id = s.article_id"
+            " JOIN sentence_encodings me ON me.sentence_id = m.id AND me.model = se.model"
+            f" AND me.passage = se.passage WHERE s.id IN ({marks}) ORDER BY m.position",
+            [model, *ids],
         )
         mates: dict[int, list[int]] = {}
         for sentence, mate in rows:
@@ -308,7 +347,9 @@ class Store:
             marks = ",".join("?" * len(chunk))
             rows = self._query(
                 "SELECT s.id, e.vector, e.token_ids, e.token_spans, e.token_vectors"
-                " FROM sentences s JOIN encodings e ON e.key = s.encoding_key AND e.model = ?"
+                " FROM sentences s"
+                " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
+                " JOIN encodings e ON e.key = se.key AND e.model = se.model"
                 f" WHERE s.id IN ({marks})",
                 [model, *chunk],
             )

@@ -128,4 +128,4 @@ def test_library_data_folder_is_where_the_settings_say(
     library, _seed, _buses = stocked
     data = Path(library.settings.data_dir)
     assert (data / "library.sqlite3").is_file()
-    assert list((data / "vectors").glob("*.faiss"))
+    assert list((data / "vectors").rglob("*.faiss"))

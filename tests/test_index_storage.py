@@ -63,7 +63,7 @@ def quotes_of(answer: Answer) -> list[tuple]:
 
 
 def faiss_file(settings: Settings, chat: str) -> Path:
-    files = list(settings.vectors_dir.glob(f"chat_{chat}*.faiss"))
+    files = list(settings.vectors_dir.rglob(f"chat_{chat}*.faiss"))
     assert len(files) == 1, files
     return files[0]
 
@@ -387,3 +387,43 @@ def test_answers_with_cached_vectors_match_fresh_ones(library: Library) -> None:
     assert quotes_of(library.ask("fresh", IRAN_QUESTION)) == quotes_of(
         library.ask("cached", IRAN_QUESTION)
     )
+
+
+def test_switching_the_ranking_mode_keeps_every_article_searchable(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """Articles added under one mode are encoded again, once, when the library is opened with
+    another mode, and answer questions there; going back finds the first mode's files."""
+    first = Library(settings, embedder=embedder)
+    add_seed(first)
+    first.close()
+    plain_settings = settings.with_overrides(ranking="plain")
+    plain = Library(plain_settings, embedder=Embedder(plain_settings))
+    try:
+        answer = plain.ask(GERMAN, IRAN_QUESTION)
+        assert any("Kommunikation mit dem Iran" in q.text for q in answer.quotes[:5])
+    finally:
+        plain.close()
+    again = Library(settings, embedder=embedder)
+    try:
+        assert any(
+            "Kommunikation mit dem Iran" in q.text
+            for q in again.ask(GERMAN, IRAN_QUESTION).quotes[:3]
+        )
+    finally:
+        again.close()
+
+
+def test_a_data_folder_from_an_older_schema_is_refused_with_a_clear_message(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """An old database is never half-read: opening it says what to do."""
+    import sqlite3
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(settings.database_path)
+    old.execute("CREATE TABLE sentences (id INTEGER PRIMARY KEY, embedding_key TEXT)")
+    old.commit()
+    old.close()
+    with pytest.raises(RuntimeError, match="older articlebot"):
+        Library(settings, embedder=embedder)
