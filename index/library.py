@@ -238,7 +238,7 @@ class Library:
         language = detect_language(question, among=languages) if question else "en"
         if not articles or not question:
             return Answer(question, library_empty=not articles, language=language)
-        query = Query.of(self.embedder.encode_query(question))
+        query = Query.of(self.embedder.encode_query(question), language)
         bare = self._answer(chat_id, question, query, language)
         if previous is None or not previous.found:
             return bare

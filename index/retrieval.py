@@ -37,6 +37,10 @@ WEIGHT_PASSAGE = 0.2
 WEIGHT_VECTOR = 0.2
 # In a follow-up, sentences of the earlier answer's articles get this much extra score.
 FOLLOW_UP_BONUS = 0.05
+# Words match less closely across languages (English question, German article) for the same
+# meaning; this much extra score keeps one confidence threshold right for both cases and lets
+# articles in another language compete fairly in a mixed library.
+CROSS_LANGUAGE_BONUS = 0.05
 # A question token matched at least this well marks the sentence word for highlighting.
 HIGHLIGHT_SIMILARITY = 0.6
 
@@ -57,12 +61,13 @@ class Query:
     vector: np.ndarray
     tokens: TokenVectors
     emphasis: np.ndarray
+    language: str
     prefer_articles: frozenset[int] = field(default_factory=frozenset)
 
     @classmethod
-    def of(cls, encoding: Encoding) -> Query:
+    def of(cls, encoding: Encoding, language: str) -> Query:
         emphasis = np.ones(len(encoding.tokens.ids), dtype=np.float32)
-        return cls(encoding.vector, encoding.tokens, emphasis)
+        return cls(encoding.vector, encoding.tokens, emphasis, language)
 
     def with_context(self, context: Encoding, weight: float, articles: frozenset[int]) -> Query:
         """This query read in the light of an earlier question (a follow-up)."""
@@ -76,7 +81,7 @@ class Query:
         emphasis = np.concatenate(
             [self.emphasis, np.full(len(context.tokens.ids), weight, dtype=np.float32)]
         )
-        return Query(vector / np.linalg.norm(vector), tokens, emphasis, articles)
+        return Query(vector / np.linalg.norm(vector), tokens, emphasis, self.language, articles)
 
 
 class WordRarity:
@@ -156,7 +161,7 @@ class Retriever:
         if not self.contextual:
             return [Hit(int(i), float(s)) for s, i in list(zip(scores, ids, strict=True))[:limit]]
         mates = self.store.passage_mates(self.model_key, ids)
-        preferred = self._preferred(ids, query.prefer_articles)
+        sources = self.store.sentence_sources(ids)
         tokens = self.store.sentence_tokens(
             self.model_key, {m for group in mates.values() for m in group}
         )
@@ -169,7 +174,7 @@ class Retriever:
         ranked = []
         for vector_score, sentence_id in zip(scores, ids, strict=True):
             sentence_id = int(sentence_id)
-            if sentence_id not in tokens:
+            if sentence_id not in tokens or sentence_id not in sources:
                 continue
             group = tuple(mates.get(sentence_id, [sentence_id]))
             if group not in passage_scores:
@@ -180,7 +185,7 @@ class Retriever:
                 WEIGHT_SENTENCE * sentence_score
                 + WEIGHT_PASSAGE * passage_scores[group]
                 + WEIGHT_VECTOR * float(vector_score)
-                + (FOLLOW_UP_BONUS if sentence_id in preferred else 0.0)
+                + self._bonus(query, *sources[sentence_id])
             )
             ranked.append((score, sentence_id))
         ranked.sort(reverse=True)
@@ -189,12 +194,10 @@ class Retriever:
             for score, sentence_id in ranked[:limit]
         ]
 
-    def _preferred(self, ids: np.ndarray, articles: frozenset[int]) -> set[int]:
-        """The candidates that belong to the given articles."""
-        if not articles:
-            return set()
-        sentences = self.store.sentences_by_ids(ids)
-        return {i for i, s in sentences.items() if s.article_id in articles}
+    @staticmethod
+    def _bonus(query: Query, article_id: int, language: str) -> float:
+        bonus = FOLLOW_UP_BONUS if article_id in query.prefer_articles else 0.0
+        return bonus + (CROSS_LANGUAGE_BONUS if language != query.language else 0.0)
 
 
 def _concatenate(parts: list[TokenVectors]) -> TokenVectors:

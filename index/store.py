@@ -249,6 +249,19 @@ class Store:
         )
         return [Sentence(*row) for row in rows]
 
+    def sentence_sources(self, sentence_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+        """For each sentence, its article's id and language."""
+        ids = sorted(set(int(i) for i in sentence_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            "SELECT s.id, a.id, a.language FROM sentences s JOIN articles a ON a.id = s.article_id"
+            f" WHERE s.id IN ({marks})",
+            ids,
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
     def sentences_by_ids(self, sentence_ids: Iterable[int]) -> dict[int, Sentence]:
         ids = sorted(set(int(i) for i in sentence_ids))
         if not ids:
