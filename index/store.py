@@ -20,6 +20,7 @@ from index.embeddings import Encoding, TokenVectors
 from index.records import Article, ArticleDraft, Sentence
 
 SCHEMA_VERSION = 3
+_IN_CHUNK = 500
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
     id TEXT PRIMARY KEY,
@@ -124,6 +125,16 @@ class Store:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
+    def _query_in(self, sql: str, values: Iterable, *params: object) -> list[tuple]:
+        """Run `sql`, whose `{marks}` stands for an IN list, over `values` in chunks small
+        enough for SQLite; `params` come before the values."""
+        unique = sorted(set(values))
+        rows: list[tuple] = []
+        for i in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[i : i + _IN_CHUNK]
+            rows += self._query(sql.format(marks=",".join("?" * len(chunk))), [*params, *chunk])
+        return rows
+
     # Articles
 
     def add_article(
@@ -195,12 +206,9 @@ class Store:
         return [Article(*row) for row in rows]
 
     def articles_by_ids(self, article_ids: Iterable[int]) -> dict[int, Article]:
-        ids = sorted(set(article_ids))
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.id IN ({marks})", ids
+        rows = self._query_in(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.id IN ({{marks}})",
+            (int(i) for i in article_ids),
         )
         return {row[0]: Article(*row) for row in rows}
 
@@ -251,35 +259,19 @@ class Store:
 
     def sentence_sources(self, sentence_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
         """For each sentence, its article's id and language."""
-        ids = sorted(set(int(i) for i in sentence_ids))
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._query(
+        rows = self._query_in(
             "SELECT s.id, a.id, a.language FROM sentences s JOIN articles a ON a.id = s.article_id"
-            f" WHERE s.id IN ({marks})",
-            ids,
+            " WHERE s.id IN ({marks})",
+            (int(i) for i in sentence_ids),
         )
         return {row[0]: (row[1], row[2]) for row in rows}
 
     def sentences_by_ids(self, sentence_ids: Iterable[int]) -> dict[int, Sentence]:
-        ids = sorted(set(int(i) for i in sentence_ids))
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._query(
-            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s WHERE id IN ({marks})",
-            ids,
+        rows = self._query_in(
+            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s WHERE id IN ({{marks}})",
+            (int(i) for i in sentence_ids),
         )
         return {row[0]: Sentence(*row) for row in rows}
-
-    def chat_sentences(self, chat_id: str) -> list[Sentence]:
-        rows = self._query(
-            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s"
-            " JOIN articles a ON a.id = s.article_id WHERE a.chat_id = ? ORDER BY s.id",
-            (chat_id,),
-        )
-        return [Sentence(*row) for row in rows]
 
     def chat_vectors(self, chat_id: str, model: str) -> tuple[np.ndarray, np.ndarray]:
         """Sentence ids of a chat with their cached vectors (for rebuilding its FAISS file)."""
@@ -335,17 +327,14 @@ class Store:
 
     def passage_mates(self, model: str, sentence_ids: Iterable[int]) -> dict[int, list[int]]:
         """For each sentence, the ids of all sentences `model` read in the same passage."""
-        ids = sorted(set(int(i) for i in sentence_ids))
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._query(
+        rows = self._query_in(
             "SELECT s.id, m.id FROM sentences s"
             " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
             " JOIN sentences m ON m.article_id = s.article_id"
             " JOIN sentence_encodings me ON me.sentence_id = m.id AND me.model = se.model"
-            f" AND me.passage = se.passage WHERE s.id IN ({marks}) ORDER BY m.position",
-            [model, *ids],
+            " AND me.passage = se.passage WHERE s.id IN ({marks}) ORDER BY m.position",
+            (int(i) for i in sentence_ids),
+            model,
         )
         mates: dict[int, list[int]] = {}
         for sentence, mate in rows:
@@ -353,37 +342,26 @@ class Store:
         return mates
 
     def sentence_tokens(self, model: str, sentence_ids: Iterable[int]) -> dict[int, TokenVectors]:
-        ids = sorted(set(int(i) for i in sentence_ids))
-        found: dict[int, TokenVectors] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(
-                "SELECT s.id, e.vector, e.token_ids, e.token_spans, e.token_vectors"
-                " FROM sentences s"
-                " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
-                " JOIN encodings e ON e.key = se.key AND e.model = se.model"
-                f" WHERE s.id IN ({marks})",
-                [model, *chunk],
-            )
-            found.update((row[0], _decode(row[1:]).tokens) for row in rows)
-        return found
+        rows = self._query_in(
+            "SELECT s.id, e.vector, e.token_ids, e.token_spans, e.token_vectors FROM sentences s"
+            " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
+            " JOIN encodings e ON e.key = se.key AND e.model = se.model"
+            " WHERE s.id IN ({marks})",
+            (int(i) for i in sentence_ids),
+            model,
+        )
+        return {row[0]: _decode(row[1:]).tokens for row in rows}
 
     # Encoding cache: what the model made of each sentence, keyed by sentence and context
 
     def cached_encodings(self, model: str, keys: Iterable[str]) -> dict[str, Encoding]:
-        found: dict[str, Encoding] = {}
-        unique = sorted(set(keys))
-        for i in range(0, len(unique), 500):
-            chunk = unique[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(
-                "SELECT key, vector, token_ids, token_spans, token_vectors FROM encodings"
-                f" WHERE model = ? AND key IN ({marks})",
-                [model, *chunk],
-            )
-            found.update((row[0], _decode(row[1:])) for row in rows)
-        return found
+        rows = self._query_in(
+            "SELECT key, vector, token_ids, token_spans, token_vectors FROM encodings"
+            " WHERE model = ? AND key IN ({marks})",
+            keys,
+            model,
+        )
+        return {row[0]: _decode(row[1:]) for row in rows}
 
     def cache_encodings(self, model: str, encodings: dict[str, Encoding]) -> None:
         with self._transaction() as db:
