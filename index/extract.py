@@ -21,7 +21,8 @@ from index.errors import ArticleRejected
 from index.language import detect_language
 from index.records import ArticleDraft
 
-TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+TEXT_SUFFIXES = {".txt", ".text", *MARKDOWN_SUFFIXES}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 _MAX_TITLE = 200
 _WORD = re.compile(r"\w+")
@@ -79,6 +80,31 @@ def clean_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+# A line break inside a sentence: the line ends without closing punctuation and the next one
+# goes on in lower case (hard-wrapped e-mails, text files, Markdown).
+_SOFT_BREAK = re.compile(r"(?<=[^\s.!?:;«»“”\"')\]])\n(?=[a-zäöüß(])")
+_MARKDOWN = (
+    (re.compile(r"^#{1,6}\s+", re.M), ""),  # headings
+    (re.compile(r"!\[[^\]]*\]\([^)]*\)"), ""),  # images
+    (re.compile(r"\[([^\]]+)\]\([^)]+\)"), r"\1"),  # links: keep their text
+    (re.compile(r"(\*\*|__)(\S(?:.*?\S)?)\1"), r"\2"),  # bold
+    (re.compile(r"(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])"), r"\1"),  # italics
+    (re.compile(r"`([^`]+)`"), r"\1"),  # code
+)
+
+
+def unwrap_lines(text: str) -> str:
+    """Join lines that a hard wrap broke inside a sentence, so sentences stay whole."""
+    return _SOFT_BREAK.sub(" ", text)
+
+
+def strip_markdown(text: str) -> str:
+    """Markdown as the reader sees it: no heading marks, emphasis stars or link targets."""
+    for pattern, replacement in _MARKDOWN:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 class ArticleExtractor:
     """Builds `ArticleDraft`s from the forms articles arrive in, enforcing size limits."""
 
@@ -117,7 +143,7 @@ class ArticleExtractor:
         )
 
     def from_text(self, text: str, source: str = "text") -> ArticleDraft:
-        text = clean_text(text)
+        text = unwrap_lines(clean_text(text))
         return self._draft(text, title=_first_line_title(text), source=source)
 
     def from_file(self, name: str, data: bytes) -> ArticleDraft:
@@ -134,6 +160,8 @@ class ArticleExtractor:
         text = decode_text(data)
         if suffix in HTML_SUFFIXES:
             return self.from_html(text, source="file")
+        if suffix in MARKDOWN_SUFFIXES:
+            text = strip_markdown(text)
         return self.from_text(text, source="file")
 
     def _draft(self, text: str, *, title: str, source: str, **metadata: str | None) -> ArticleDraft:

@@ -66,6 +66,29 @@ def test_markdown_file_title_without_the_heading_mark(library: Library) -> None:
     assert article.language == "de"
 
 
+def test_markdown_is_stored_and_quoted_as_the_reader_sees_it(library: Library) -> None:
+    """Stars, heading marks and link targets are not part of the article or its quotes."""
+    article = library.add_file(CHAT, "briefing.md", fixture_bytes("briefing.md"))
+    assert "**" not in article.text and "#" not in article.text
+    assert "Folgen für die Industrie: Chemiefirmen" in article.text
+
+
+def test_hard_wrapped_text_keeps_its_sentences_whole(library: Library) -> None:
+    """A text file wrapped at a fixed width: a sentence broken over two lines is one quote."""
+    wrapped = (
+        "Neue Fähre für den Zürichsee\n"
+        "Die Schifffahrtsgesellschaft hat am Montag eine neue Fähre in Betrieb genommen, die\n"
+        "zwischen Horgen und Meilen verkehrt und bis zu sechzig Autos transportieren kann.\n"
+        "Die Überfahrt dauert zehn Minuten."
+    )
+    library.add_text(CHAT, wrapped)
+    answer = library.ask(CHAT, "Wie viele Autos kann die neue Fähre transportieren?")
+    quote = answer.quotes[0].text
+    assert quote.startswith("Die Schifffahrtsgesellschaft") and quote.endswith(
+        "transportieren kann."
+    )
+
+
 def test_html_file_title_from_the_title_element(library: Library) -> None:
     """An .html file is titled by its <title> and stored as clean text without markup."""
     article = library.add_file(CHAT, "ferry.html", fixture_bytes("saved_page.html"))
