@@ -193,13 +193,15 @@ class ChatByChat(SimpleUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    async def do_process_update(self, update: object, coroutine: Awaitable[object]) -> None:
+    async def process_update(self, update: object, coroutine: Awaitable[object]) -> None:
+        """Wait for the chat's turn first and only then for a free slot, so a chat with a long
+        queue holds one slot, not all of them."""
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
-            await coroutine
+            await super().process_update(update, coroutine)
             return
         lock = self._locks.get(chat.id)
         if lock is None:
             lock = self._locks[chat.id] = asyncio.Lock()
         async with lock:
-            await coroutine
+            await super().process_update(update, coroutine)

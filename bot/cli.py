@@ -13,10 +13,10 @@ from tqdm import tqdm
 
 from index.config import Settings, load_settings
 from index.errors import ArticleRejected, UnknownArticle
+from index.extract import FILE_SUFFIXES
 from index.library import Library
 
 TERMINAL_CHAT = "terminal"
-ADDABLE_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
 
 
 def _progress(items: Iterable, description: str, total: int) -> Iterable:
@@ -29,9 +29,7 @@ def _sources(arguments: list[str]) -> list[str]:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            sources += sorted(
-                str(p) for p in path.rglob("*") if p.suffix.lower() in ADDABLE_SUFFIXES
-            )
+            sources += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in FILE_SUFFIXES)
         else:
             sources.append(argument)
     return sources
@@ -45,7 +43,7 @@ def cmd_add(library: Library, args: argparse.Namespace) -> int:
         try:
             if source == "-":
                 article = library.add_file(args.chat, "stdin.txt", sys.stdin.buffer.read())
-            elif source.startswith(("http://", "https://")) or "://" in source:
+            elif "://" in source:
                 article = library.add_url(args.chat, source)
             else:
                 path = Path(source)

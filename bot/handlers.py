@@ -266,8 +266,9 @@ async def _add(update: Update, context: Context, source: str | Document) -> None
     try:
         async with _typing(update.effective_chat):
             if isinstance(source, Document):
-                data = await (await source.get_file()).download_as_bytearray()
                 name = source.file_name or "file"
+                library.extractor.check_file(name, source.file_size or 0)
+                data = await (await source.get_file()).download_as_bytearray()
                 article = await asyncio.to_thread(
                     library.add_file, chat_id, name, bytes(data), user_id
                 )

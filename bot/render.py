@@ -189,13 +189,17 @@ def html_answer(
 def html_context(quotes: list[Quote], focus: Quote) -> str:
     """The sentences around a quote in one blockquote, the quote itself in bold."""
     room = (MESSAGE_LIMIT - _TITLE_LIMIT - 100) // max(len(quotes), 1)
-    sentences = [
-        f"<b>{escape(_shorten(q.text, room))}</b>"
-        if q.position == focus.position
-        else escape(_shorten(q.text, room))
-        for q in quotes
-    ]
-    return f"<blockquote>{' '.join(sentences)}</blockquote>\n{_html_source(focus)}"
+    while True:  # emoji and other wide characters count twice in Telegram's limit
+        sentences = [
+            f"<b>{escape(_shorten(q.text, room))}</b>"
+            if q.position == focus.position
+            else escape(_shorten(q.text, room))
+            for q in quotes
+        ]
+        html = f"<blockquote>{' '.join(sentences)}</blockquote>\n{_html_source(focus)}"
+        if visible_length(html) <= MESSAGE_LIMIT:
+            return html
+        room //= 2
 
 
 def _source_name(article: Article, language: str) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from index.records import Article, Sentence
 
+# A follow-up carries at most this much of the earlier questions (about three of them).
 _MAX_CONTEXT_CHARS = 300
 
 

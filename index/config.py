@@ -16,6 +16,7 @@ DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.to
 ENV_PREFIX = "ARTICLEBOT_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_CHOICES = {"ranking": ("contextual", "plain")}
 _KINDS = {"bool": "true or false", "int": "a whole number", "float": "a number"}
 
 
@@ -76,6 +77,9 @@ def _convert(key: str, value: Any) -> Any:
             return float(value)
     except ValueError:
         raise ValueError(f"The setting {key} must be {_KINDS[kind]}, not {value!r}.") from None
+    if key in _CHOICES and str(value) not in _CHOICES[key]:
+        choices = " or ".join(repr(c) for c in _CHOICES[key])
+        raise ValueError(f"The setting {key} must be {choices}, not {value!r}.")
     return str(value)
 
 

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 # Context window for late chunking, in tokens: about a news paragraph or two.
 PASSAGE_TOKENS = 256
+# Tokens per model pass when several passages are read at once (memory stays small).
 _BATCH_TOKENS = 4096
 _WORD = re.compile(r"\w+")
 # Question words carry the kind of question, not its topic: they never match article words.
@@ -112,11 +113,14 @@ class Embedder:
         self._model = None
         self._token_mean: np.ndarray | None = None
         self._lock = threading.RLock()
+        # A fast tokenizer keeps its truncation and padding settings as state on the object:
+        # two threads tokenizing at once would get each other's settings.
+        self._tokenizer_lock = threading.Lock()
 
     @property
     def contextual(self) -> bool:
         """Whether sentences are read in their passage (else each alone, the plain baseline)."""
-        return self.settings.ranking != "plain"
+        return self.settings.ranking == "contextual"
 
     @property
     def model_key(self) -> str:
@@ -175,14 +179,15 @@ class Embedder:
         batch_size = max(1, _BATCH_TOKENS // PASSAGE_TOKENS)
         for first in range(0, len(order), batch_size):
             chosen = order[first : first + batch_size]
-            batch = tokenizer(
-                [prompt + texts[i] for i in chosen],
-                padding=True,
-                truncation=True,
-                max_length=self._model.max_seq_length,
-                return_offsets_mapping=True,
-                return_tensors="pt",
-            )
+            with self._tokenizer_lock:
+                batch = tokenizer(
+                    [prompt + texts[i] for i in chosen],
+                    padding=True,
+                    truncation=True,
+                    max_length=self._model.max_seq_length,
+                    return_offsets_mapping=True,
+                    return_tensors="pt",
+                )
             offsets = batch.pop("offset_mapping").numpy().astype(np.int32) - len(prompt)
             with torch.inference_mode():
                 states = self._model[0].auto_model(**batch).last_hidden_state.numpy()
@@ -243,13 +248,12 @@ class Embedder:
         for passage, output, sentence_spans in zip(passages, outputs, spans, strict=True):
             sentences = []
             for start, end in sentence_spans:
-                encoding = self._encoding(output, start, end)
+                source, encoding = output, self._encoding(output, start, end)
                 if encoding is None:  # cut off by the model's length limit: read it alone
-                    (alone,) = self._forward([passage[start:end]], self.document_prompt)
-                    output, start, end = alone, 0, end - start
-                    encoding = self._encoding(alone, start, end)
+                    (source,) = self._forward([passage[start:end]], self.document_prompt)
+                    encoding = self._encoding(source, 0, end - start)
                 if not self.contextual:
-                    vector = _normalise(output.pooled).astype(np.float32)
+                    vector = _normalise(source.pooled).astype(np.float32)
                     encoding = Encoding(vector, encoding.tokens)
                 sentences.append(encoding)
             encodings.append(sentences)
@@ -258,13 +262,15 @@ class Embedder:
     def passages(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Group consecutive sentences into windows of at most PASSAGE_TOKENS tokens.
 
-        Returns (first, last + 1) sentence index ranges. A window ends early at a blank line,
-        so unrelated paragraphs ("Foto: ...", a headline) don't lend each other context."""
+        Returns (first, last + 1) sentence index ranges. A window ends early at a blank line
+        (a section break in pasted text); the single line breaks between a web article's
+        paragraphs do not end it, since neighbouring paragraphs usually share their subject."""
         if not self.contextual:
             return [(i, i + 1) for i in range(len(spans))]
         self.warm_up()
-        tokenizer = self._model.tokenizer
-        counts = [len(ids) - 2 for ids in tokenizer([text[a:b] for a, b in spans])["input_ids"]]
+        with self._tokenizer_lock:
+            ids = self._model.tokenizer([text[a:b] for a, b in spans])["input_ids"]
+        counts = [len(sentence) - 2 for sentence in ids]
         windows, first, size = [], 0, 0
         for index, count in enumerate(counts):
             gap = text[spans[index - 1][1] : spans[index][0]] if index else ""

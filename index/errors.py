@@ -26,4 +26,6 @@ class UnknownArticle(Exception):
     """No article with this short id in the chat's library."""
 
     def __init__(self, number: str | int) -> None:
-        super().__init__(f"There is no article #{number} in this library; /list shows them.")
+        shown = str(number).strip()
+        shown = shown if len(shown) <= 12 else shown[:11] + "…"
+        super().__init__(f"There is no article #{shown} in this library; /list shows them.")

@@ -24,6 +24,7 @@ from index.records import ArticleDraft
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 TEXT_SUFFIXES = {".txt", ".text", *MARKDOWN_SUFFIXES}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+FILE_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES
 _MAX_TITLE = 200
 _WORD = re.compile(r"\w+")
 _NON_ARTICLE_HINTS = re.compile(
@@ -146,17 +147,21 @@ class ArticleExtractor:
         text = unwrap_lines(clean_text(text))
         return self._draft(text, title=_first_line_title(text), source=source)
 
-    def from_file(self, name: str, data: bytes) -> ArticleDraft:
-        """A `.txt`, `.md` or `.html` file; other kinds and binary junk are refused."""
-        suffix = PurePath(name).suffix.lower()
-        if suffix not in TEXT_SUFFIXES | HTML_SUFFIXES:
+    def check_file(self, name: str, size: int) -> None:
+        """Refuse files by name and size alone (before anyone downloads them)."""
+        if PurePath(name).suffix.lower() not in FILE_SUFFIXES:
             raise ArticleRejected(
                 f"{name} is not a text, Markdown or HTML file (.txt, .md, .html)."
             )
-        if len(data) > self.settings.fetch_max_bytes:
+        if size > self.settings.fetch_max_bytes:
             raise ArticleRejected(
                 f"The file is larger than {self.settings.fetch_max_bytes // 1_000_000 or 1} MB."
             )
+
+    def from_file(self, name: str, data: bytes) -> ArticleDraft:
+        """A `.txt`, `.md` or `.html` file; other kinds and binary junk are refused."""
+        self.check_file(name, len(data))
+        suffix = PurePath(name).suffix.lower()
         text = decode_text(data)
         if suffix in HTML_SUFFIXES:
             return self.from_html(text, source="file")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -75,15 +76,18 @@ class PageFetcher:
         deadline = time.monotonic() + s.fetch_timeout_seconds
         with httpx.Client(headers=headers, follow_redirects=False) as client:
             for _ in range(s.fetch_max_redirects + 1):
-                self._check_target(url)
-                result = self._get(client, url, deadline)
+                address = self._check_target(url)
+                result = self._get(client, url, deadline, address)
                 if isinstance(result, FetchedPage):
                     return result
                 url = result
         raise ArticleRejected(f"The link redirects more than {s.fetch_max_redirects} times.")
 
-    def _get(self, client: httpx.Client, url: str, deadline: float) -> FetchedPage | str:
-        """The page, or the URL the server redirects to."""
+    def _get(
+        self, client: httpx.Client, url: str, deadline: float, address: str | None
+    ) -> FetchedPage | str:
+        """The page, or the URL the server redirects to. With an `address`, the connection
+        goes to that checked address, whatever the host name resolves to by then."""
         host = urlsplit(url).hostname or url
         too_slow = ArticleRejected(
             f"{host} did not answer within {self.settings.fetch_timeout_seconds:g} seconds."
@@ -92,7 +96,10 @@ class PageFetcher:
         if remaining <= 0:
             raise too_slow
         try:
-            with client.stream("GET", url, timeout=httpx.Timeout(remaining)) as response:
+            request = client.build_request("GET", url, timeout=httpx.Timeout(remaining))
+            if address is not None:
+                request = _pinned(request, address)
+            with closing(client.send(request, stream=True)) as response:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     return _redirect_target(url, response.headers["location"], host)
                 if response.status_code >= 400:
@@ -107,7 +114,7 @@ class PageFetcher:
                         "article."
                     )
                 body = self._read_capped(response, deadline, too_slow)
-                return FetchedPage(str(response.url), content_type, body, charset)
+                return FetchedPage(url, content_type, body, charset)
         except httpx.TimeoutException:
             raise too_slow from None
         except (httpx.ConnectError, UnicodeError):  # UnicodeError: a host name IDNA refuses
@@ -134,7 +141,9 @@ class PageFetcher:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _check_target(self, url: str) -> None:
+    def _check_target(self, url: str) -> str | None:
+        """Refuse links the bot must not fetch; returns the checked address to connect to
+        (None when private addresses are allowed and any address will do)."""
         try:
             parts = urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -145,7 +154,7 @@ class PageFetcher:
         if not parts.hostname:
             raise ArticleRejected(_INVALID_LINK)
         if self.settings.allow_private_urls:
-            return
+            return None
         try:
             infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, ValueError):
@@ -157,6 +166,23 @@ class PageFetcher:
                     f"{parts.hostname} is on a private or local network; the bot only fetches "
                     "public web pages."
                 )
+        return infos[0][4][0]
+
+
+def _pinned(request: httpx.Request, address: str) -> httpx.Request:
+    """The same request sent to `address`: a second DNS lookup at connection time could
+    otherwise answer with an internal address (DNS rebinding). The Host header and, for
+    https, the name the certificate must carry stay those of the link."""
+    host = f"[{address}]" if ":" in address else address
+    extensions = dict(request.extensions)
+    if request.url.scheme == "https":
+        extensions["sni_hostname"] = request.url.host
+    return httpx.Request(
+        request.method,
+        request.url.copy_with(host=host, username=None, password=None),
+        headers=request.headers,
+        extensions=extensions,
+    )
 
 
 def _redirect_target(url: str, location: str, host: str) -> str:

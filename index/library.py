@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import sqlite3
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -33,11 +34,12 @@ logger = logging.getLogger(__name__)
 
 # How much an earlier question counts when a follow-up is read in its light.
 FOLLOW_UP_CONTEXT_WEIGHT = 0.5
-# Openings that make a question lean on the previous one ("And what did the Kremlin say?").
-_FOLLOW_UP_OPENING = re.compile(
-    r"^\s*(and|but|also|so|what about|how about|und|aber|auch|also|was ist mit|und was)\b"
-    r"|\b(he|she|it|they|him|her|them|his|their|this|that|there|then|"
-    r"er|sie|es|ihm|ihn|ihr|ihnen|sein|seine|dies|diese|dieser|das|dort|damals)\b",
+# What makes a question lean on the previous one: an opening such as "And ..." or "What
+# about ...", or a pronoun for a person or place named before. Words as common as "das", "es"
+# or "it" are left out: most questions that contain them stand on their own.
+_FOLLOW_UP = re.compile(
+    r"^\s*(and|but|also|so|what about|how about|und|aber|auch|was ist mit)\b"
+    r"|\b(he|she|they|him|her|them|his|hers|their|there|er|ihm|ihn|ihnen|dort|damals)\b",
     re.IGNORECASE,
 )
 
@@ -60,8 +62,8 @@ class Library:
         self.splitter = SentenceSplitter(settings)
         self.extractor = ArticleExtractor(settings)
         self.fetcher = PageFetcher(settings)
-        self._vectors: VectorIndexes | None = None
         self._retriever: Retriever | None = None
+        self._setup_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Load the model and the sentence splitters now rather than on the first request."""
@@ -74,17 +76,25 @@ class Library:
 
     @property
     def vectors(self) -> VectorIndexes:
-        if self._vectors is None:
-            model = self.embedder.model_key
-            # One folder per model and ranking mode: switching either never mixes vectors.
-            folder = hashlib.sha1(model.encode()).hexdigest()[:12]
-            self._vectors = VectorIndexes(
-                self.settings.vectors_dir / folder,
-                self.embedder.dimension,
-                vectors_of=self._chat_vectors,
-                ids_of=self.store.chat_sentence_ids,
-            )
-        return self._vectors
+        return self.retriever.vectors
+
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever and its vector indexes, made once: they need the loaded model."""
+        with self._setup_lock:
+            if self._retriever is None:
+                model = self.embedder.model_key
+                # One folder per model and ranking mode: switching either never mixes vectors.
+                folder = hashlib.sha1(model.encode()).hexdigest()[:12]
+                vectors = VectorIndexes(
+                    self.settings.vectors_dir / folder,
+                    self.embedder.dimension,
+                    vectors_of=self._chat_vectors,
+                    ids_of=self.store.chat_sentence_ids,
+                    version_of=self.store.chat_version,
+                )
+                self._retriever = Retriever(self.store, vectors, model, self.embedder.contextual)
+            return self._retriever
 
     def _chat_vectors(self, chat_id: str) -> tuple[np.ndarray, np.ndarray]:
         """A chat's sentence vectors for (re)building its index, encoding with the current
@@ -99,14 +109,6 @@ class Library:
                 model, [(s.id, p, k) for s, p, k in zip(sentences, passages, keys, strict=True)]
             )
         return self.store.chat_vectors(chat_id, model)
-
-    @property
-    def retriever(self) -> Retriever:
-        if self._retriever is None:
-            self._retriever = Retriever(
-                self.store, self.vectors, self.embedder.model_key, self.embedder.contextual
-            )
-        return self._retriever
 
     # Adding
 
@@ -151,11 +153,13 @@ class Library:
                 list(zip(passages, keys, strict=True)),
                 added_by,
             )
-        except sqlite3.IntegrityError:  # the same article added concurrently
-            raise DuplicateArticle(self.store.find_duplicate(chat_id, None, fingerprint)) from None
+        except sqlite3.IntegrityError:  # the same article added at the same moment
+            existing = self.store.find_duplicate(chat_id, draft.canonical_url, fingerprint)
+            if existing is None:
+                raise
+            raise DuplicateArticle(existing) from None
         ids = np.array([s.id for s in sentences], dtype=np.int64)
         self.vectors.add(chat_id, ids, np.array([e.vector for e in encodings]))
-        self.retriever.rarity.forget(chat_id)
         logger.info(
             "Chat %s: added #%d %r (%d sentences)", chat_id, article.number, article.title, len(ids)
         )
@@ -210,14 +214,12 @@ class Library:
             raise UnknownArticle(number)
         article, sentence_ids = removed
         self.vectors.remove(chat_id, sentence_ids)
-        self.retriever.rarity.forget(chat_id)
         return article
 
     def forget(self, chat_id: str) -> int:
         """Empty a chat's library; returns how many articles it held."""
         count = self.store.forget_chat(chat_id)
         self.vectors.forget(chat_id)
-        self.retriever.rarity.forget(chat_id)
         return count
 
     # Asking
@@ -237,16 +239,15 @@ class Library:
         question leans on the previous one or has no answer on its own.
         """
         question = " ".join(question.split())
-        articles = self.store.articles(chat_id)
-        languages = {a.language for a in articles} | {"en", "de"}
-        language = detect_language(question, among=languages) if question else "en"
-        if not articles or not question:
-            return Answer(question, library_empty=not articles, language=language)
+        languages = self.store.chat_languages(chat_id)
+        language = detect_language(question, among=languages | {"en", "de"}) if question else "en"
+        if not languages or not question:
+            return Answer(question, library_empty=not languages, language=language)
         query = Query.of(self.embedder.encode_query(question), language)
         bare = self._answer(chat_id, question, query, language)
         if previous is None or not previous.found:
             return bare
-        if implicit and bare.found and not _FOLLOW_UP_OPENING.search(question):
+        if implicit and bare.found and not _FOLLOW_UP.search(question):
             return bare
         context = self.embedder.encode_query(previous.search_text)
         followed = query.with_context(
@@ -294,7 +295,8 @@ def _without_repeats(quotes: list[Quote]) -> list[Quote]:
 
 
 def _number(value: int | str) -> int:
-    try:
-        return int(str(value).strip().lstrip("#"))
-    except ValueError:
-        raise UnknownArticle(value) from None
+    """An article's short id as users write it ("3" or "#3")."""
+    text = str(value).strip().lstrip("#")
+    if not re.fullmatch(r"\d{1,9}", text):
+        raise UnknownArticle(value)
+    return int(text)

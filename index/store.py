@@ -19,12 +19,13 @@ import numpy as np
 from index.embeddings import Encoding, TokenVectors
 from index.records import Article, ArticleDraft, Sentence
 
-SCHEMA_VERSION = 3
-_IN_CHUNK = 500
+SCHEMA_VERSION = 4
+_IN_CHUNK = 500  # values per IN (...) list, well under SQLite's limit on parameters
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
     id TEXT PRIMARY KEY,
-    next_number INTEGER NOT NULL DEFAULT 1
+    next_number INTEGER NOT NULL DEFAULT 1,
+    version INTEGER NOT NULL DEFAULT 0  -- counts changes to the chat's articles
 );
 CREATE TABLE IF NOT EXISTS articles (
     id INTEGER PRIMARY KEY,
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS sentence_encodings (
     key TEXT NOT NULL,
     PRIMARY KEY (sentence_id, model)
 );
+CREATE INDEX IF NOT EXISTS sentence_encodings_by_key ON sentence_encodings (key, model);
 CREATE TABLE IF NOT EXISTS encodings (
     model TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -116,10 +118,10 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("COMMIT")
+            finally:
+                if self._db.in_transaction:  # an error, or a COMMIT that failed
+                    self._db.execute("ROLLBACK")
 
     def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         with self._lock:
@@ -153,8 +155,8 @@ class Store:
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO chats (id) VALUES (?)", (chat_id,))
             (number,) = db.execute(
-                "UPDATE chats SET next_number = next_number + 1 WHERE id = ? "
-                "RETURNING next_number - 1",
+                "UPDATE chats SET next_number = next_number + 1, version = version + 1"
+                " WHERE id = ? RETURNING next_number - 1",
                 (chat_id,),
             ).fetchone()
             cursor = db.execute(
@@ -198,6 +200,11 @@ class Store:
         )
         return Article(*rows[0]) if rows else None
 
+    def chat_languages(self, chat_id: str) -> set[str]:
+        """The languages of a chat's articles (empty: the library is empty)."""
+        rows = self._query("SELECT DISTINCT language FROM articles WHERE chat_id = ?", (chat_id,))
+        return {row[0] for row in rows}
+
     def articles(self, chat_id: str) -> list[Article]:
         rows = self._query(
             f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ? ORDER BY a.number",
@@ -233,7 +240,10 @@ class Store:
                 r[0]
                 for r in db.execute("SELECT id FROM sentences WHERE article_id = ?", (article.id,))
             ]
+            keys = _encoding_keys(db, "s.article_id = ?", article.id)
             db.execute("DELETE FROM articles WHERE id = ?", (article.id,))
+            _forget_encodings(db, keys)
+            db.execute("UPDATE chats SET version = version + 1 WHERE id = ?", (chat_id,))
         return article, ids
 
     def forget_chat(self, chat_id: str) -> int:
@@ -242,11 +252,18 @@ class Store:
             (count,) = db.execute(
                 "SELECT COUNT(*) FROM articles WHERE chat_id = ?", (chat_id,)
             ).fetchone()
+            keys = _encoding_keys(
+                db, "s.article_id IN (SELECT id FROM articles WHERE chat_id = ?)", chat_id
+            )
             db.execute("DELETE FROM articles WHERE chat_id = ?", (chat_id,))
+            _forget_encodings(db, keys)
+            db.execute("UPDATE chats SET version = version + 1 WHERE id = ?", (chat_id,))
         return int(count)
 
-    def chats(self) -> list[str]:
-        return [row[0] for row in self._query("SELECT DISTINCT chat_id FROM articles")]
+    def chat_version(self, chat_id: str) -> int:
+        """A number that changes whenever the chat's articles change (in any process)."""
+        rows = self._query("SELECT version FROM chats WHERE id = ?", (chat_id,))
+        return int(rows[0][0]) if rows else 0
 
     # Sentences
 
@@ -371,6 +388,25 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(model, key, *_encode(encoding)) for key, encoding in encodings.items()],
             )
+
+
+def _encoding_keys(db: sqlite3.Connection, where: str, value: object) -> list[tuple[str, str]]:
+    """The (model, key) pairs of the encodings of the sentences matching `where`."""
+    return db.execute(
+        "SELECT DISTINCT se.model, se.key FROM sentence_encodings se"
+        f" JOIN sentences s ON s.id = se.sentence_id WHERE {where}",
+        (value,),
+    ).fetchall()
+
+
+def _forget_encodings(db: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
+    """Delete cached encodings no sentence uses any more: what a model made of a removed
+    article (its token ids spell out its text) must go with it."""
+    db.executemany(
+        "DELETE FROM encodings WHERE model = ? AND key = ? AND NOT EXISTS"
+        " (SELECT 1 FROM sentence_encodings se WHERE se.model = ? AND se.key = ?)",
+        [(model, key, model, key) for model, key in keys],
+    )
 
 
 def _encode(encoding: Encoding) -> tuple[bytes, bytes, bytes, bytes]:

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 VectorSource = Callable[[str], tuple[np.ndarray, np.ndarray]]
 # The sentence ids the database holds for a chat.
 IdSource = Callable[[str], np.ndarray]
+# A number that changes whenever a chat's articles change in the database.
+VersionSource = Callable[[str], int]
 
 
 def _new_index(dimension: int) -> faiss.IndexIDMap2:
@@ -31,18 +33,33 @@ def _new_index(dimension: int) -> faiss.IndexIDMap2:
 
 
 class VectorIndexes:
-    """Per-chat exact inner-product search (vectors are normalised, so this is cosine)."""
+    """Per-chat exact inner-product search (vectors are normalised, so this is cosine).
+
+    Each chat has its own lock, so one chat's rebuild never holds up another's search. A chat's
+    index in memory is reloaded whenever the database's version of the chat has moved on (the
+    command line added an article while the bot runs)."""
 
     def __init__(
-        self, folder: Path, dimension: int, vectors_of: VectorSource, ids_of: IdSource
+        self,
+        folder: Path,
+        dimension: int,
+        vectors_of: VectorSource,
+        ids_of: IdSource,
+        version_of: VersionSource,
     ) -> None:
         self.folder = folder
         self.dimension = dimension
         self._vectors_of = vectors_of
         self._ids_of = ids_of
-        self._indexes: dict[str, faiss.IndexIDMap2] = {}
-        self._lock = threading.RLock()
+        self._version_of = version_of
+        self._indexes: dict[str, tuple[int, faiss.IndexIDMap2]] = {}
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
+
+    def _lock(self, chat_id: str) -> threading.RLock:
+        with self._locks_lock:
+            return self._locks.setdefault(chat_id, threading.RLock())
 
     def _path(self, chat_id: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_-]", "_", chat_id)
@@ -53,10 +70,13 @@ class VectorIndexes:
     def _index(
         self, chat_id: str, adding: np.ndarray | None = None, removing: np.ndarray | None = None
     ) -> faiss.IndexIDMap2:
-        with self._lock:
-            if chat_id not in self._indexes:
-                self._indexes[chat_id] = self._load_or_rebuild(chat_id, adding, removing)
-            return self._indexes[chat_id]
+        """The chat's index, current with the database (call with the chat's lock held)."""
+        version = self._version_of(chat_id)
+        cached = self._indexes.get(chat_id)
+        if cached is None or cached[0] != version:
+            cached = (version, self._load_or_rebuild(chat_id, adding, removing))
+            self._indexes[chat_id] = cached
+        return cached[1]
 
     def _load_or_rebuild(
         self, chat_id: str, adding: np.ndarray | None = None, removing: np.ndarray | None = None
@@ -100,7 +120,7 @@ class VectorIndexes:
         os.replace(temporary, path)
 
     def add(self, chat_id: str, ids: np.ndarray, vectors: np.ndarray) -> None:
-        with self._lock:
+        with self._lock(chat_id):
             index = self._index(chat_id, adding=ids)
             present = set(faiss.vector_to_array(index.id_map).tolist())
             new = np.array([i not in present for i in ids.tolist()], dtype=bool)
@@ -109,34 +129,27 @@ class VectorIndexes:
             self._save(chat_id, index)
 
     def remove(self, chat_id: str, ids: list[int]) -> None:
-        with self._lock:
+        with self._lock(chat_id):
             index = self._index(chat_id, removing=np.array(ids, dtype=np.int64))
             if ids:
                 index.remove_ids(np.array(ids, dtype=np.int64))
             self._save(chat_id, index)
 
     def forget(self, chat_id: str) -> None:
-        with self._lock:
-            self._indexes[chat_id] = _new_index(self.dimension)
+        with self._lock(chat_id):
+            self._indexes[chat_id] = (self._version_of(chat_id), _new_index(self.dimension))
             self._path(chat_id).unlink(missing_ok=True)
 
     def size(self, chat_id: str) -> int:
-        return int(self._index(chat_id).ntotal)
+        with self._lock(chat_id):
+            return int(self._index(chat_id).ntotal)
 
     def search(self, chat_id: str, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The `k` most similar sentences: (scores, sentence ids), best first."""
-        with self._lock:
+        with self._lock(chat_id):
             index = self._index(chat_id)
             k = min(k, index.ntotal)
             if k == 0:
                 return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
             scores, ids = index.search(query.reshape(1, -1).astype(np.float32), k)
         return scores[0], ids[0]
-
-    def vectors(self, chat_id: str, ids: np.ndarray) -> np.ndarray:
-        """The stored vectors of the given sentence ids."""
-        with self._lock:
-            index = self._index(chat_id)
-            if len(ids) == 0:
-                return np.zeros((0, self.dimension), dtype=np.float32)
-            return index.reconstruct_batch(np.asarray(ids, dtype=np.int64))

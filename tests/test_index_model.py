@@ -12,6 +12,7 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from index.config import Settings
+from index.embeddings import Embedder
 from index.packaged_model import PACKAGED_MODEL_NAME, PROMPTS, provision_packaged_model
 
 MEDIATION = (
@@ -138,3 +139,37 @@ def test_half_finished_conversion_is_not_used(
     fresh = SentenceTransformer(str(broken), device="cpu")
     sentences = [MEDIATION, *UNRELATED_GERMAN]
     assert np.allclose(documents(fresh, sentences), documents(model, sentences), atol=1e-5)
+
+
+def test_the_tokenizer_can_be_used_from_several_threads(embedder: Embedder) -> None:
+    """Chats encode in parallel threads; the tokenizer's settings (truncation, padding) must
+    not leak from one call into another running at the same time."""
+    import threading
+
+    long_sentence = " ".join(["Wort"] * 700) + "."
+    text = f"Kurzer Satz. {long_sentence} Noch ein Satz."
+    spans = [(0, 12), (13, 13 + len(long_sentence)), (14 + len(long_sentence), len(text))]
+    expected = embedder.passages(text, spans)
+    passages = ["Ein kurzer Absatz.", "Ein etwas längerer Absatz mit mehr Wörtern darin, " * 5]
+    local = [[(0, len(passages[0]))], [(0, len(passages[1]))]]
+    failures: list[object] = []
+
+    def count_windows() -> None:
+        for _ in range(40):
+            result = embedder.passages(text, spans)
+            if result != expected:
+                failures.append(result)
+
+    def encode() -> None:
+        for _ in range(40):
+            try:
+                embedder.encode_passages(passages, local)
+            except Exception as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=f) for f in (count_windows, encode, count_windows, encode)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:3]

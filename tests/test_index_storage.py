@@ -427,3 +427,64 @@ def test_a_data_folder_from_an_older_schema_is_refused_with_a_clear_message(
     old.close()
     with pytest.raises(RuntimeError, match="older articlebot"):
         Library(settings, embedder=embedder)
+
+
+def test_articles_added_by_another_process_are_found_at_once(library: Library, reopen: Any) -> None:
+    """The command line adding to a chat while the bot runs: the bot's library sees it."""
+    add_seed(library)
+    assert library.ask(ENGLISH, BUS_QUESTION).library_empty
+    other = reopen()
+    add_english(other)
+    answer = library.ask(ENGLISH, BUS_QUESTION)
+    assert answer.found and answer.quotes[0].title == other.articles(ENGLISH)[0].title
+    other.remove(ENGLISH, 1)
+    assert library.ask(ENGLISH, BUS_QUESTION).library_empty
+
+
+def test_forgetting_also_drops_what_the_model_made_of_the_articles(library: Library) -> None:
+    """After /forget nothing of the chat's articles is left in the database, not even the
+    cached token ids (which spell out the text); another chat's copy keeps its own."""
+    add_seed(library, "a")
+    add_seed(library, "b")
+
+    def encodings() -> int:
+        return library.store._query("SELECT COUNT(*) FROM encodings")[0][0]
+
+    shared = encodings()
+    library.forget("a")
+    assert encodings() == shared, "chat b still uses them"
+    library.remove("b", 1)
+    assert encodings() == 0
+
+
+def test_chats_can_add_and_ask_at_the_same_time(library: Library) -> None:
+    """Several chats adding and asking in parallel threads (as the bot does) all succeed."""
+    errors: list[BaseException] = []
+
+    seed = fixture_text(SEED_ARTICLE)
+
+    def work(chat: str) -> None:
+        try:  # texts differ per chat, so every chat runs the model (nothing comes from cache)
+            for round_ in range(3):
+                library.add_text(chat, f"Ausgabe {chat} Nummer {round_}\n{seed}")
+                assert library.ask(chat, IRAN_QUESTION).found
+            library.add_text(chat, f"{SHORT_GERMAN} ({chat})")
+            assert library.ask(chat, "Wie lang ist die Veloroute?").found
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(f"chat-{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999", "x" * 5000])
+def test_absurd_article_ids_are_unknown_with_a_short_message(library: Library, number: str) -> None:
+    """A huge number or a long text as an id is simply unknown, and the message stays short."""
+    add_seed(library)
+    with pytest.raises(UnknownArticle) as refusal:
+        library.remove(GERMAN, number)
+    assert len(str(refusal.value)) < 100

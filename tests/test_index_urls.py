@@ -81,6 +81,28 @@ class LoopbackCountsAsPublicFetcher(PageFetcher):
             super()._check_target(url)
 
 
+class RebindingFetcher(PageFetcher):
+    """The real fetcher for a host name that no DNS server knows, checked as if it resolved to
+    the test server: only a connection pinned to the checked address can reach the page."""
+
+    def _check_target(self, url: str) -> str | None:
+        if urlsplit(url).hostname == "rebind.invalid":
+            return "127.0.0.1"
+        return super()._check_target(url)
+
+
+def test_connection_goes_to_the_checked_address_not_a_second_lookup(
+    settings: Settings, article_server: ArticleServer
+) -> None:
+    """DNS rebinding: the address that passed the check is the one connected to, with the
+    link's host name kept in the Host header."""
+    fetcher = RebindingFetcher(settings.with_overrides(allow_private_urls=False))
+    url = article_server.url("de_article.html").replace("127.0.0.1", "rebind.invalid")
+    page = fetcher.fetch(url)
+    assert page.url == url and page.is_html
+    assert b"Freib" in page.body
+
+
 # ---- articles ---------------------------------------------------------------------------------
 
 
