@@ -144,11 +144,14 @@ def _marked(text: str, highlights: tuple[tuple[int, int], ...]) -> str:
     return "".join(parts)
 
 
+def _linked_title(title: str, url: str | None) -> str:
+    """An article's title, escaped and shortened, linked to its page if it has one."""
+    shown = escape(_shorten(title, _TITLE_LIMIT))
+    return f'<a href="{escape(url, quote=True)}">{shown}</a>' if url else shown
+
+
 def _html_source(quote: Quote) -> str:
-    title = escape(_shorten(quote.title, _TITLE_LIMIT))
-    if quote.url:
-        title = f'<a href="{escape(quote.url, quote=True)}">{title}</a>'
-    return f"— {title} <i>({escape(_details(quote))})</i>"
+    return f"— {_linked_title(quote.title, quote.url)} <i>({escape(_details(quote))})</i>"
 
 
 def html_quote(quote: Quote) -> str:
@@ -214,9 +217,7 @@ def html_article_list(articles: list[Article], language: str = ENGLISH) -> list[
         return [say("empty_library", language)]
     blocks = []
     for article in articles:
-        title = escape(_shorten(article.title, _TITLE_LIMIT))
-        if article.url:
-            title = f'<a href="{escape(article.url, quote=True)}">{title}</a>'
+        title = _linked_title(article.title, article.url)
         details = [
             language_name(article.language, language),
             _date(article.published),

@@ -138,7 +138,7 @@ class Evaluation:
 
     def __init__(
         self, library: Library, folder: Path, split: str, progress: Progress | None = None
-    ):
+    ) -> None:
         self.library = library
         self.folder = folder
         self.split = split

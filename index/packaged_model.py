@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -143,11 +144,11 @@ def read_e5_data_file(path: Path) -> E5DataFile:
     return E5DataFile(config, pieces, special_ids, normalisation, tensors)
 
 
-def _build_tokenizer(data: E5DataFile):
+def _build_tokenizer(data: E5DataFile) -> Tokenizer:
     """XLM-R's Unigram tokenizer: the file's table equals NFKC except for control/space chars."""
     import unicodedata
 
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+    from tokenizers import Regex, models, normalizers, pre_tokenizers, processors
 
     exceptions = [
         normalizers.Replace(chr(code_point), replacement)
