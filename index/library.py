@@ -244,11 +244,12 @@ class Library:
         if not languages or not question:
             return Answer(question, library_empty=not languages, language=language)
         query = Query.of(self.embedder.encode_query(question), language)
-        bare = self._answer(chat_id, question, query, language)
         if previous is None or not previous.found:
-            return bare
-        if implicit and bare.found and not _FOLLOW_UP.search(question):
-            return bare
+            return self._answer(chat_id, question, query, language)
+        if implicit and not _FOLLOW_UP.search(question):
+            bare = self._answer(chat_id, question, query, language)
+            if bare.found:
+                return bare
         context = self.embedder.encode_query(previous.search_text)
         followed = query.with_context(
             context, FOLLOW_UP_CONTEXT_WEIGHT, frozenset(previous.article_ids)
