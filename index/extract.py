@@ -138,7 +138,7 @@ class ArticleExtractor:
             title=title,
             source=source,
             url=link,
-            canonical=canonical_url(document.url or link) if link else None,
+            canonical_url=canonical_url(document.url or link) if link else None,
             author=document.author,
             published=document.date,
         )
@@ -169,7 +169,17 @@ class ArticleExtractor:
             text = strip_markdown(text)
         return self.from_text(text, source="file")
 
-    def _draft(self, text: str, *, title: str, source: str, **metadata: str | None) -> ArticleDraft:
+    def _draft(
+        self,
+        text: str,
+        *,
+        title: str,
+        source: str,
+        url: str | None = None,
+        canonical_url: str | None = None,
+        author: str | None = None,
+        published: str | None = None,
+    ) -> ArticleDraft:
         words = len(_WORD.findall(text))
         if not text or words < self.settings.min_article_words:
             raise ArticleRejected(
@@ -181,16 +191,15 @@ class ArticleExtractor:
                 f"The article is too long ({len(text):,} characters; the limit is "
                 f"{self.settings.max_article_chars:,})."
             )
-        url = metadata.get("url")
         return ArticleDraft(
             title=title[:_MAX_TITLE],
             text=text,
             language=detect_language(text),
             source=source,
             url=url,
-            canonical_url=metadata.get("canonical"),
-            author=metadata.get("author"),
-            published=metadata.get("published"),
+            canonical_url=canonical_url,
+            author=author,
+            published=published,
         )
 
 
