@@ -6,7 +6,8 @@ re-ranked with three pieces of evidence, all from the same multilingual model:
 
 - `sentence`: how well the question's words are matched, one by one, by the words of the
   sentence read in context (late interaction: every question token takes its most similar
-  sentence token; rare words count more, question words and punctuation not at all). This
+  sentence token; rare words count more, question words and punctuation not at all, and a
+  word cut into several tokens counts once). This
   works across languages because the token vectors are multilingual: "Kremlin" finds "Kreml".
 - `passage`: the same matching against the sentence's whole passage, so a sentence whose
   subject is named one sentence earlier ("He said ...") is still found.
@@ -61,16 +62,20 @@ class Query:
     vector: np.ndarray
     tokens: TokenVectors
     emphasis: np.ndarray
+    words: np.ndarray
     language: str
     prefer_articles: frozenset[int] = field(default_factory=frozenset)
 
     @classmethod
     def of(cls, encoding: Encoding, language: str) -> Query:
         emphasis = np.ones(len(encoding.tokens.ids), dtype=np.float32)
-        return cls(encoding.vector, encoding.tokens, emphasis, language)
+        return cls(encoding.vector, encoding.tokens, emphasis, _words(encoding.tokens), language)
 
     def with_context(self, context: Encoding, weight: float, articles: frozenset[int]) -> Query:
-        """This query read in the light of an earlier question (a follow-up)."""
+        """This query read in the light of an earlier question (a follow-up).
+
+        The earlier question's words weigh `weight` times as much as this one's in all, so a
+        long earlier question never drowns out a short follow-up."""
         vector = self.vector + weight * context.vector
         tokens = TokenVectors(
             ids=np.concatenate([self.tokens.ids, context.tokens.ids]),
@@ -78,10 +83,40 @@ class Query:
             vectors=np.concatenate([self.tokens.vectors, context.tokens.vectors]),
             content=np.concatenate([self.tokens.content, context.tokens.content]),
         )
-        emphasis = np.concatenate(
-            [self.emphasis, np.full(len(context.tokens.ids), weight, dtype=np.float32)]
+        context_words = _words(context.tokens)
+        share = _count_words(self.words, self.tokens.content) / _count_words(
+            context_words, context.tokens.content
         )
-        return Query(vector / np.linalg.norm(vector), tokens, emphasis, self.language, articles)
+        emphasis = np.concatenate(
+            [self.emphasis, np.full(len(context.tokens.ids), weight * share, dtype=np.float32)]
+        )
+        words = np.concatenate([self.words, self.words.max(initial=-1) + 1 + context_words])
+        vector = vector / np.linalg.norm(vector)
+        return Query(vector, tokens, emphasis, words, self.language, articles)
+
+
+def _words(tokens: TokenVectors) -> np.ndarray:
+    """Which word each token belongs to: the tokens of one word touch each other."""
+    starts = np.ones(len(tokens.ids), dtype=bool)
+    touching = tokens.spans[1:, 0] == tokens.spans[:-1, 1]
+    starts[1:] = ~(touching & tokens.content[1:] & tokens.content[:-1])
+    return np.cumsum(starts) - 1
+
+
+def _count_words(words: np.ndarray, content: np.ndarray) -> int:
+    return max(1, len(np.unique(words[content])))
+
+
+def _spread_over_words(weights: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Token weights under which each word counts once, as much as its rarest token.
+
+    Tokenizers cut rare words ("Probleminstanz") into several tokens; without this a word
+    would count as often as it has tokens."""
+    spread = np.zeros_like(weights)
+    for word in np.unique(words[weights > 0]):
+        pieces = (words == word) & (weights > 0)
+        spread[pieces] = weights[pieces].max() / pieces.sum()
+    return spread
 
 
 class WordRarity:
@@ -167,6 +202,7 @@ class Retriever:
         weights = weights * query.emphasis
         if weights.sum() == 0:  # a question of nothing but question words: take all
             weights = query.emphasis.copy()
+        word_weights = _spread_over_words(weights, query.words)
         matrix = query.tokens.vectors.astype(np.float32)
         passage_scores: dict[tuple[int, ...], float] = {}
         ranked = []
@@ -177,8 +213,8 @@ class Retriever:
             group = tuple(mates.get(sentence_id, [sentence_id]))
             if group not in passage_scores:
                 passage_tokens = _concatenate([tokens[m] for m in group if m in tokens])
-                passage_scores[group] = _match(matrix, weights, passage_tokens)[0]
-            sentence_score = _match(matrix, weights, tokens[sentence_id])[0]
+                passage_scores[group] = _match(matrix, word_weights, passage_tokens)[0]
+            sentence_score = _match(matrix, word_weights, tokens[sentence_id])[0]
             score = (
                 WEIGHT_SENTENCE * sentence_score
                 + WEIGHT_PASSAGE * passage_scores[group]

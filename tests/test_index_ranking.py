@@ -9,7 +9,7 @@ import numpy as np
 from index.answers import Answer
 from index.embeddings import TokenVectors
 from index.library import Library
-from index.retrieval import WordRarity, _highlights, _match
+from index.retrieval import Query, WordRarity, _highlights, _match, _spread_over_words, _words
 
 CHAT = "ranking"
 
@@ -158,3 +158,31 @@ def test_highlights_mark_only_telling_words_matched_closely() -> None:
     sentence = _tokens([[1.0, 0.0], [0.0, 1.0]], [(0, 4), (5, 12)])
     spans = _highlights(question, np.array([0.5, 2.0], dtype=np.float32), sentence)
     assert spans == ((5, 12),)
+
+
+def test_a_word_cut_into_several_tokens_counts_once(library: Library) -> None:
+    """ "spokesperson" is three tokens; together they weigh as much as its rarest token, so a
+    long word counts no more than a short one."""
+    question = "What did the spokesperson say?"
+    tokens = library.embedder.encode_query(question).tokens
+    pieces = [question[start:end] for start, end in tokens.spans]
+    words = _words(tokens)
+    spokesperson = [words[i] for i, piece in enumerate(pieces) if piece and piece in "spokesperson"]
+    assert len(spokesperson) > 1 and len(set(spokesperson)) == 1
+    assert len(set(words[tokens.content].tolist())) == 3  # the, spokesperson, say
+
+    weights = np.array([1.0, 3.0, 2.0, 2.0], dtype=np.float32)
+    spread = _spread_over_words(weights, np.array([0, 0, 0, 1]))
+    assert spread.tolist() == [1.0, 1.0, 1.0, 2.0]
+
+
+def test_a_long_earlier_question_weighs_a_fixed_share_of_a_follow_up(library: Library) -> None:
+    """However many words the earlier question has, together they weigh half the follow-up."""
+    follow_up = library.embedder.encode_query("The spokesperson?")
+    for earlier in ["Who helps?", "Who offers to help with the talks between Iran and the USA?"]:
+        query = Query.of(follow_up, "en")
+        followed = query.with_context(library.embedder.encode_query(earlier), 0.5, frozenset())
+        own = len(query.tokens.ids)
+        context_words = set(followed.words[own:][followed.tokens.content[own:]].tolist())
+        context_weight = followed.emphasis[own] * len(context_words)
+        assert abs(context_weight - 0.5 * 2) < 1e-6  # "The", "spokesperson"

@@ -81,7 +81,7 @@ def test_follow_up_by_reply_finds_what_the_bare_question_misses(
     assert added(bob.says(f"/add {news_site}/russland-iran.html"), 1, IRAN_TITLE)
     assert added(bob.says(f"/add {news_site}/bahnstreik.html"), 2, STRIKE_TITLE)
     question = "What did the spokesperson say?"
-    bare = quotes(bob.says(question))[0]
+    bare = quotes(bob.says(question))
 
     strike = bob.says("Wie viele Fernzüge sind vom Streik betroffen?")
     assert "80 Prozent der Fernzüge" in strike["text"], strike["text"]
@@ -92,8 +92,8 @@ def test_follow_up_by_reply_finds_what_the_bare_question_misses(
     on_iran = quotes(bob.says(question, reply_to=iran))[0]
     assert "sagte eine Bahnsprecherin" in on_strike
     assert "sagte Kremlsprecher Dimitri Peskow" in on_iran
-    # Both articles quote a spokesperson: alone, the question can only find one of them.
-    assert bare in (on_strike, on_iran)
+    # Both articles quote a spokesperson: alone, the question finds one of them at most.
+    assert bare[:1] in ([], [on_strike], [on_iran])
 
 
 def test_group_of_two_adds_asks_follows_up_and_removes(
