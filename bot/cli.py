@@ -48,7 +48,7 @@ def cmd_add(library: Library, args: argparse.Namespace) -> int:
             else:
                 path = Path(source)
                 if not path.is_file():
-                    raise ArticleRejected(f"{source} is neither a link nor a readable file.")
+                    raise ArticleRejected("not_a_source", source=source)
                 article = library.add_file(args.chat, path.name, path.read_bytes())
         except ArticleRejected as error:
             failures += 1

@@ -171,7 +171,7 @@ async def remove_command(update: Update, context: Context) -> None:
             return
         removed = await asyncio.to_thread(library.remove, chat_id, number)
     except UnknownArticle as error:
-        await update.effective_message.reply_text(rejection(error))
+        await update.effective_message.reply_text(rejection(error, _language(update)))
         return
     _memory(context).interrupt()
     await update.effective_message.reply_text(article_removed(removed, _language(update)))
@@ -275,7 +275,7 @@ async def _add(update: Update, context: Context, source: str | Document) -> None
             else:
                 article = await asyncio.to_thread(add, library, chat_id, source, user_id)
     except ArticleRejected as error:
-        await update.effective_message.reply_text(rejection(error))
+        await update.effective_message.reply_text(rejection(error, _language(update)))
         return
     await update.effective_message.reply_text(article_added(article, _language(update)))
 
@@ -350,7 +350,7 @@ async def context_pressed(update: Update, context: Context) -> None:
     try:
         quotes = await asyncio.to_thread(_library(context).context, _chat_id(update), quote)
     except UnknownArticle as error:  # removed since the answer was given
-        await query.message.reply_text(rejection(error))
+        await query.message.reply_text(rejection(error, _language(update)))
         return
     sent = await query.message.reply_text(html_context(quotes, quote), do_quote=True)
     _memory(context).show(sent.message_id, answer)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from bot.texts import ENGLISH, language_name, say
 from index.answers import Answer, Quote
+from index.errors import LibraryError
 from index.records import Article
 
 MESSAGE_LIMIT = 4096
@@ -64,9 +65,9 @@ def pack(blocks: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
 # Replies to commands
 
 
-def rejection(error: Exception) -> str:
+def rejection(error: LibraryError, language: str = ENGLISH) -> str:
     """The one sentence an index error carries for the user, ready to send as HTML."""
-    return escape(str(error))
+    return escape(error.message(language))
 
 
 def article_added(article: Article, language: str = ENGLISH, html: bool = True) -> str:

@@ -124,13 +124,11 @@ class ArticleExtractor:
             favor_precision=True,
         )
         text = clean_text(document.text or "") if document else ""
-        where = f" at {url}" if url else ""
         words = len(_WORD.findall(text))
         if words < self.settings.min_article_words or _looks_like_wall(text, words):
-            raise ArticleRejected(
-                f"No article text found{where}: the page may need JavaScript, or show only a "
-                "cookie banner, a login wall or a list of links."
-            )
+            if url:
+                raise ArticleRejected("no_article_text_at", url=url)
+            raise ArticleRejected("no_article_text")
         title = (document.title or "").strip() or _first_line_title(text)
         link = url or document.url
         return self._draft(
@@ -150,13 +148,10 @@ class ArticleExtractor:
     def check_file(self, name: str, size: int) -> None:
         """Refuse files by name and size alone (before anyone downloads them)."""
         if PurePath(name).suffix.lower() not in FILE_SUFFIXES:
-            raise ArticleRejected(
-                f"{name} is not a text, Markdown or HTML file (.txt, .md, .html)."
-            )
+            raise ArticleRejected("not_a_text_file", name=name)
         if size > self.settings.fetch_max_bytes:
-            raise ArticleRejected(
-                f"The file is larger than {self.settings.fetch_max_bytes // 1_000_000 or 1} MB."
-            )
+            megabytes = self.settings.fetch_max_bytes // 1_000_000 or 1
+            raise ArticleRejected("file_too_large", megabytes=megabytes)
 
     def from_file(self, name: str, data: bytes) -> ArticleDraft:
         """A `.txt`, `.md` or `.html` file; other kinds and binary junk are refused."""
@@ -182,14 +177,10 @@ class ArticleExtractor:
     ) -> ArticleDraft:
         words = len(_WORD.findall(text))
         if not text or words < self.settings.min_article_words:
-            raise ArticleRejected(
-                "The text is too short to be an article "
-                f"({words} words; at least {self.settings.min_article_words} are needed)."
-            )
+            raise ArticleRejected("too_short", words=words, minimum=self.settings.min_article_words)
         if len(text) > self.settings.max_article_chars:
             raise ArticleRejected(
-                f"The article is too long ({len(text):,} characters; the limit is "
-                f"{self.settings.max_article_chars:,})."
+                "too_long", length=len(text), limit=self.settings.max_article_chars
             )
         return ArticleDraft(
             title=title[:_MAX_TITLE],
@@ -215,7 +206,7 @@ def _looks_like_wall(text: str, words: int) -> bool:
 def decode_text(data: bytes) -> str:
     """UTF-8 text (or UTF-16 with its byte order mark, as Windows saves "Unicode" text), or a
     clear refusal for binary data and other encodings."""
-    binary = ArticleRejected("This looks like a binary file, not text.")
+    binary = ArticleRejected("binary")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             text = data.decode("utf-16")
@@ -227,7 +218,7 @@ def decode_text(data: bytes) -> str:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise ArticleRejected("The text is not valid UTF-8; please send it as UTF-8.") from None
+            raise ArticleRejected("not_utf8") from None
     controls = sum(
         1 for ch in text[:65536] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"
     )

@@ -21,7 +21,6 @@ from index.errors import ArticleRejected
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain", "text/markdown"}
 _REDIRECTS = {301, 302, 303, 307, 308}
-_INVALID_LINK = "That is not a valid web address; please check the link."
 _KINDS = {
     "application/pdf": "a PDF",
     "image/": "an image",
@@ -81,7 +80,7 @@ class PageFetcher:
                 if isinstance(result, FetchedPage):
                     return result
                 url = result
-        raise ArticleRejected(f"The link redirects more than {s.fetch_max_redirects} times.")
+        raise ArticleRejected("too_many_redirects", count=s.fetch_max_redirects)
 
     def _get(
         self, client: httpx.Client, url: str, deadline: float, address: str | None
@@ -90,7 +89,7 @@ class PageFetcher:
         goes to that checked address, whatever the host name resolves to by then."""
         host = urlsplit(url).hostname or url
         too_slow = ArticleRejected(
-            f"{host} did not answer within {self.settings.fetch_timeout_seconds:g} seconds."
+            "too_slow", host=host, seconds=self.settings.fetch_timeout_seconds
         )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -103,32 +102,31 @@ class PageFetcher:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     return _redirect_target(url, response.headers["location"], host)
                 if response.status_code >= 400:
-                    reason = response.reason_phrase or "error"
                     raise ArticleRejected(
-                        f"{host} answered with HTTP {response.status_code} ({reason})."
+                        "http_status",
+                        host=host,
+                        status=response.status_code,
+                        phrase=response.reason_phrase or "error",
                     )
                 content_type, charset = _content_type(response)
                 if content_type not in HTML_TYPES | TEXT_TYPES:
-                    raise ArticleRejected(
-                        f"The link points to {_describe(content_type)}, not a web page with an "
-                        "article."
-                    )
+                    raise ArticleRejected("not_a_page", kind=_describe(content_type))
                 body = self._read_capped(response, deadline, too_slow)
                 return FetchedPage(url, content_type, body, charset)
         except httpx.TimeoutException:
             raise too_slow from None
         except (httpx.ConnectError, UnicodeError):  # UnicodeError: a host name IDNA refuses
-            raise ArticleRejected(f"Could not connect to {host}.") from None
+            raise ArticleRejected("cannot_connect", host=host) from None
         except httpx.InvalidURL:
-            raise ArticleRejected(_INVALID_LINK) from None
+            raise ArticleRejected("invalid_link") from None
         except httpx.HTTPError as error:
-            raise ArticleRejected(f"Could not fetch the page from {host} ({error}).") from None
+            raise ArticleRejected("fetch_failed", host=host, error=error) from None
 
     def _read_capped(
         self, response: httpx.Response, deadline: float, too_slow: ArticleRejected
     ) -> bytes:
         cap = self.settings.fetch_max_bytes
-        too_large = ArticleRejected(f"The page is larger than {cap // 1_000_000 or 1} MB.")
+        too_large = ArticleRejected("page_too_large", megabytes=cap // 1_000_000 or 1)
         if int(response.headers.get("content-length") or 0) > cap:
             raise too_large
         chunks, size = [], 0
@@ -148,24 +146,21 @@ class PageFetcher:
             parts = urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:  # e.g. "http://[::1" or a port out of range
-            raise ArticleRejected(_INVALID_LINK) from None
+            raise ArticleRejected("invalid_link") from None
         if parts.scheme not in {"http", "https"}:
-            raise ArticleRejected("Only http:// and https:// links can be added.")
+            raise ArticleRejected("not_http")
         if not parts.hostname:
-            raise ArticleRejected(_INVALID_LINK)
+            raise ArticleRejected("invalid_link")
         if self.settings.allow_private_urls:
             return None
         try:
             infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, ValueError):
-            raise ArticleRejected(f"Could not find the host {parts.hostname}.") from None
+            raise ArticleRejected("unknown_host", host=parts.hostname) from None
         for info in infos:
             address = ipaddress.ip_address(info[4][0].split("%")[0])
             if not address.is_global:
-                raise ArticleRejected(
-                    f"{parts.hostname} is on a private or local network; the bot only fetches "
-                    "public web pages."
-                )
+                raise ArticleRejected("private_host", host=parts.hostname)
         return infos[0][4][0]
 
 
@@ -189,7 +184,7 @@ def _redirect_target(url: str, location: str, host: str) -> str:
     try:
         return urljoin(url, location)
     except ValueError:
-        raise ArticleRejected(f"{host} redirects to an invalid address.") from None
+        raise ArticleRejected("bad_redirect", host=host) from None
 
 
 def _content_type(response: httpx.Response) -> tuple[str, str | None]:

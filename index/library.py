@@ -141,7 +141,7 @@ class Library:
             raise DuplicateArticle(existing)
         spans = self.splitter.split(draft.text, draft.language)
         if not spans:
-            raise ArticleRejected("The text has no sentences to quote.")
+            raise ArticleRejected("no_sentences")
         keys, passages, encodings = self._encode(draft.text, [(s.start, s.end) for s in spans])
         try:
             article, sentences = self.store.add_article(

@@ -217,6 +217,7 @@ def test_in_a_group_admins_and_the_person_who_added_may_remove(
     assert says(standin, GROUP, ALICE, "/remove 1")["text"].startswith("Removed #1:")
     assert says(standin, GROUP, CAROL, "/remove 2")["text"].startswith("Removed #2:")
     assert says(standin, GROUP, CAROL, "/remove 2")["text"].startswith("There is no article #2")
+    assert says(standin, GROUP, BOB, "/remove 2")["text"].startswith("In dieser Bibliothek gibt")
 
 
 def test_a_failure_costs_one_apology_and_the_bot_carries_on(

@@ -4,11 +4,12 @@ each refused with a clear message while the library stays as it was."""
 from __future__ import annotations
 
 import random
+import string
 
 import pytest
 
 from index.embeddings import Embedder
-from index.errors import ArticleRejected
+from index.errors import _SENTENCES, ArticleRejected
 from index.library import Library
 from tests.conftest import SEED_ARTICLE, fixture_bytes, library_state
 
@@ -139,6 +140,25 @@ def test_empty_or_too_short_text(stocked_library: Library, text: str) -> None:
 def test_three_words_say_how_many_were_found(stocked_library: Library) -> None:
     """The refusal of a three-word text counts its words."""
     assert "(3 words;" in refused_text(stocked_library, "Trump trifft Putin")
+
+
+def test_a_refusal_reads_in_german_with_the_same_details(stocked_library: Library) -> None:
+    with pytest.raises(ArticleRejected) as refusal:
+        stocked_library.add_text(CHAT, "Trump trifft Putin")
+    assert refusal.value.message("de") == (
+        "Der Text ist zu kurz für einen Artikel (3 Wörter; nötig sind mindestens 12)."
+    )
+    assert refusal.value.message("fr") == str(refusal.value)  # English for other languages
+
+
+@pytest.mark.parametrize("reason", sorted(_SENTENCES))
+def test_every_refusal_has_a_german_sentence_needing_no_other_details(reason: str) -> None:
+    def blanks(sentence: str) -> set[str]:
+        return {name for _, name, _, _ in string.Formatter().parse(sentence) if name}
+
+    sentences = _SENTENCES[reason]
+    assert set(sentences) == {"en", "de"}
+    assert blanks(sentences["de"]) <= blanks(sentences["en"])
 
 
 @pytest.mark.parametrize(

@@ -171,7 +171,7 @@ def test_article_added_as_text_and_as_file_and_asked_in_german(
     reply = dana.says("", document=("bahnstreik.html", "text/html", strike))
     assert added(reply, 2, STRIKE_TITLE)
     again = dana.says("/add " + SCRAPED.read_text(encoding="utf-8"))
-    assert again["text"].startswith("This article is already in the library as #1")
+    assert again["text"].startswith("Dieser Artikel ist schon als #1")  # in Dana's language
 
 
 def test_bad_input_gets_a_sensible_reply_or_none(
