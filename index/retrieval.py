@@ -57,7 +57,8 @@ class Hit:
 class Query:
     """What to search for: a question's encoding, optionally with earlier questions' context.
 
-    `emphasis` scales each token's weight (1 for the question itself, less for context)."""
+    `emphasis` scales each token's weight (1 for the question itself, less for context);
+    `words` numbers the word each token belongs to."""
 
     vector: np.ndarray
     tokens: TokenVectors
