@@ -113,6 +113,7 @@ def _format_result(pair: str, result: dict) -> str:
     for name in ("R@1", "R@3", "R@5", "MRR@10"):
         low, high = result[f"{name}_ci95"]
         lines.append(f"  {name:7} {result[name]:.3f}  [95% {low:.3f}-{high:.3f}]")
+    lines.append(f"  first quote: {result['first_quote_words']:.1f} words on average")
     for name in ("wrongly_refused", "absent_refused", "unanswerable_refused"):
         if name in result:
             lines.append(f"  {name.replace('_', ' ')}: {result[name]:.1%}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from index.records import Article, Sentence
+from index.sentences import refers_back
 
 # A follow-up carries at most this much of the earlier questions (about three of them).
 _MAX_CONTEXT_CHARS = 300
@@ -12,7 +13,13 @@ _MAX_CONTEXT_CHARS = 300
 
 @dataclass(frozen=True)
 class Quote:
-    """One sentence quoted word for word: always `article.text[start:end]`."""
+    """Sentences quoted word for word: always `article.text[start:end]`.
+
+    A quote is the sentence that matched the question (`sentence_id`, `position`), together
+    with a neighbour it cannot be read without: the sentence before, when the matched one
+    opens by pointing back to it ("These include ..."), or the sentence after, when that one
+    points back to the matched one.
+    """
 
     text: str
     start: int
@@ -36,11 +43,15 @@ class Quote:
         sentence: Sentence,
         score: float,
         highlights: tuple[tuple[int, int], ...] = (),
+        span: tuple[Sentence, Sentence] | None = None,
     ) -> Quote:
+        """Quote `sentence`, or the sentences from `span[0]` to `span[1]` around it."""
+        first, last = span or (sentence, sentence)
+        shift = sentence.start - first.start
         return cls(
-            text=article.text[sentence.start : sentence.end],
-            start=sentence.start,
-            end=sentence.end,
+            text=article.text[first.start : last.end],
+            start=first.start,
+            end=last.end,
             score=round(float(score), 4),
             sentence_id=sentence.id,
             position=sentence.position,
@@ -50,8 +61,33 @@ class Quote:
             url=article.url,
             published=article.published,
             language=article.language,
-            highlights=highlights,
+            highlights=tuple((start + shift, end + shift) for start, end in highlights),
         )
+
+
+def quoted_span(
+    article: Article, sentences: list[Sentence], sentence: Sentence, taken: set[int]
+) -> tuple[Sentence, Sentence]:
+    """The first and last sentence of the quote for `sentence` (see `Quote`).
+
+    `sentences` are the article's sentences in reading order; neighbours in `taken` (already
+    quoted higher up) and in other paragraphs are left out.
+    """
+
+    def joinable(neighbour: Sentence) -> bool:
+        return neighbour.paragraph == sentence.paragraph and neighbour.id not in taken
+
+    def opens_with_reference(s: Sentence) -> bool:
+        return refers_back(article.text[s.start : s.end], article.language)
+
+    first = last = sentence
+    before = sentences[sentence.position - 1] if sentence.position > 0 else None
+    after = sentences[sentence.position + 1] if sentence.position + 1 < len(sentences) else None
+    if before is not None and joinable(before) and opens_with_reference(sentence):
+        first = before
+    if after is not None and joinable(after) and opens_with_reference(after):
+        last = after
+    return first, last
 
 
 @dataclass(frozen=True)

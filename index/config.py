@@ -34,6 +34,7 @@ class Settings:
     ranking: str
     max_quotes: int
     max_candidates: int
+    join_referring_sentences: bool
     min_confidence: float
     min_article_words: int
     max_article_chars: int

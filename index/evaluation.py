@@ -169,6 +169,7 @@ class Evaluation:
         ranks: list[int | None] = []
         top3_hit_scores: list[float] = []
         unanswerable_scores: list[float] = []
+        first_quote_words: list[int] = []
         for question in self.progress(questions, f"asking {pair}", len(questions)):
             answer = self.library.ask(chat, question.question)
             top = answer.quotes[0].score if answer.quotes else 0.0
@@ -177,9 +178,12 @@ class Evaluation:
                 continue
             rank = hit_rank(answer, question, article_ids)
             ranks.append(rank)
+            first_quote_words.append(len(answer.quotes[0].text.split()) if answer.quotes else 0)
             if rank is not None and rank <= 3:
                 top3_hit_scores.append(top)
         result = summarise(ranks)
+        # What a hit costs the reader: longer quotes overlap answers more easily.
+        result["first_quote_words"] = round(sum(first_quote_words) / max(len(ranks), 1), 1)
         threshold = self.library.settings.min_confidence
         absent_scores = self._absent_scores(questions, article_language) if negatives else []
         result["wrongly_refused"] = _share_below(top3_hit_scores, threshold)

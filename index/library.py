@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from index.answers import Answer, Quote
+from index.answers import Answer, Quote, quoted_span
 from index.config import Settings
 from index.embeddings import Embedder, Encoding
 from index.errors import ArticleRejected, DuplicateArticle, UnknownArticle
@@ -264,14 +264,24 @@ class Library:
         return Answer(question, quotes, found=found, language=language)
 
     def _quotes(self, hits: list[Hit]) -> list[Quote]:
+        """One quote per hit, best first; a sentence already quoted higher up (as a hit or
+        as a neighbour) is not quoted again."""
         sentences = self.store.sentences_by_ids(h.sentence_id for h in hits)
         articles = self.store.articles_by_ids(s.article_id for s in sentences.values())
-        quotes = []
+        readings = {article_id: self.store.sentences_of(article_id) for article_id in articles}
+        quotes: list[Quote] = []
+        taken: set[int] = set()
         for hit in hits:
             sentence = sentences.get(hit.sentence_id)
-            if sentence is not None:
-                article = articles[sentence.article_id]
-                quotes.append(Quote.of(article, sentence, hit.score, hit.highlights))
+            if sentence is None or sentence.id in taken:
+                continue
+            article = articles[sentence.article_id]
+            span = (sentence, sentence)
+            if self.settings.join_referring_sentences:
+                span = quoted_span(article, readings[article.id], sentence, taken)
+            first, last = span
+            taken.update(s.id for s in readings[article.id][first.position : last.position + 1])
+            quotes.append(Quote.of(article, sentence, hit.score, hit.highlights, span))
         return quotes
 
     def context(self, chat_id: str, quote: Quote, around: int = 2) -> list[Quote]:

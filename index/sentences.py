@@ -23,6 +23,21 @@ _PARAGRAPH = re.compile(r"[^\n]+")
 _QUOTE_PAIRS = {"de": (("«", "»"), ("„", "“")), "en": (("“", "”"), ("‘", "’"))}
 _DEFAULT_QUOTE_PAIRS = (("«", "»"), ("“", "”"))
 _MAX_MERGED_CHARS = 600
+# Words that point back to an earlier sentence: third-person pronouns, possessives and
+# demonstratives, and German "da-" adverbs ("dabei", "davon": "at that", "of that"). "That" and
+# "such" are left out: "that" mostly joins clauses, "such as" introduces examples.
+_BACK_REFERENCE_WORDS = {
+    "de": "er sie es ihr ihre ihren ihrem ihrer ihres sein seine seinen seinem seiner seines"
+    " dies diese dieser dieses diesen diesem jene jener jenes jenen jenem solche solcher solches"
+    " solchen dabei dadurch dafür dagegen daher damit danach daneben darauf daraus darin darüber"
+    " davon davor dazu",
+    "en": "he she it they his her its their this these those",
+}
+_BACK_REFERENCES = {
+    language: frozenset(words.split()) for language, words in _BACK_REFERENCE_WORDS.items()
+}
+# A back reference counts among a sentence's first few words ("During this period, ...").
+_OPENING_WORDS = 3
 # Numbers that are not ordinals although a full stop follows them: years and amounts of three
 # or more digits, thousands ("12.000"), scores and decimals ("3:1", "2,5").
 _NOT_ORDINAL = re.compile(r"\d{3,}|\d{1,3}(?:\.\d{3})+|\d+(?:[:,]\d+)+")
@@ -129,6 +144,14 @@ class SentenceSplitter:
                     start, end = stripped
                     spans.append(SentenceSpan(match.start() + start, match.start() + end, number))
         return spans
+
+
+def refers_back(sentence: str, language: str) -> bool:
+    """Whether a sentence opens by pointing back to the one before it ("These include ...",
+    "Dabei ..."), so that quoting it alone would leave the reader asking what "these" are."""
+    words = _BACK_REFERENCES.get(language, frozenset())
+    opening = re.findall(r"\w+", sentence)[:_OPENING_WORDS]
+    return any(word.casefold() in words for word in opening)
 
 
 def _merge_open_quotes(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from index.answers import Answer
-from index.config import load_settings
+from index.config import Settings, load_settings
 from index.embeddings import Embedder
 from index.library import Library
 from index.records import Article
@@ -129,3 +129,36 @@ def test_library_data_folder_is_where_the_settings_say(
     data = Path(library.settings.data_dir)
     assert (data / "library.sqlite3").is_file()
     assert list((data / "vectors").rglob("*.faiss"))
+
+
+TRAM_ARTICLE = (
+    "City council approves the tram line\n"
+    "The city council met on Tuesday to discuss the new tram line. Several ways to pay for the"
+    " line were put forward by the finance committee. These include a higher parking fee and a"
+    " tax on hotel stays. The tram is to open in 2028.\n"
+    "It was the first vote on the project since the election."
+)
+
+
+@pytest.mark.parametrize("join", [True, False])
+def test_a_sentence_that_refers_back_is_quoted_with_the_one_before(
+    settings: Settings, embedder: Embedder, join: bool
+) -> None:
+    """ "These include ..." means nothing alone: by default the quote that holds it holds the
+    sentence it points back to, verbatim and within its paragraph, with the matching words of
+    the sentence that answered still marked. `join_referring_sentences = false` quotes single
+    sentences."""
+    library = Library(settings.with_overrides(join_referring_sentences=join), embedder=embedder)
+    article = library.add_text(CHAT, TRAM_ARTICLE)
+    answer = library.ask(CHAT, "How could the tram line be paid for?")
+    assert answer.found
+    assert_verbatim(answer, {article.id: article})
+    holding = [q for q in answer.quotes if "These include" in q.text]
+    assert len(holding) == 1
+    assert ("Several ways to pay" in holding[0].text) is join
+    assert not any("2028" in q.text and "It was the first vote" in q.text for q in answer.quotes)
+    first = answer.quotes[0]
+    matched = library.store.sentences_by_ids([first.sentence_id])[first.sentence_id]
+    inside = range(matched.start - first.start, matched.end - first.start + 1)
+    assert first.highlights and all(s in inside and e in inside for s, e in first.highlights)
+    library.close()

@@ -126,10 +126,10 @@ def write_slice(folder: Path) -> None:
 def test_metrics_on_an_xquad_slice_match_an_independent_count(
     library: Library, tmp_path: Path
 ) -> None:
-    """On two German XQuAD articles with a dozen English questions, the reported Recall@k and MRR@10
-    equal the ones counted here from the library's own answers, R@1 <= R@3 <= R@5, retrieval
-    is clearly better than chance (R@5 at least 0.5 among about 50 sentences), and the
-    refusal curve rises with the threshold."""
+    """On two German XQuAD articles with a dozen English questions, the reported Recall@k,
+    MRR@10 and mean length of the first quote equal the ones counted here from the library's
+    own answers, R@1 <= R@3 <= R@5, retrieval is clearly better than chance (R@5 at least 0.5
+    among about 50 sentences), and the refusal curve rises with the threshold."""
     folder = tmp_path / "mini"
     write_slice(folder)
     evaluation = Evaluation(library, folder, "mini")
@@ -140,8 +140,10 @@ def test_metrics_on_an_xquad_slice_match_an_independent_count(
     article_ids = evaluation.build("de")
     (chat,) = {library.store.article_by_id(i).chat_id for i in article_ids.values()}
     ranks = []
+    words = []
     for question in questions:
         answer = library.ask(chat, question.question)
+        words.append(len(answer.quotes[0].text.split()))
         article = article_ids[question.article_id]
         hits = [
             rank
@@ -156,6 +158,7 @@ def test_metrics_on_an_xquad_slice_match_an_independent_count(
         assert result[f"R@{k}"] == pytest.approx(counted, abs=1e-4), k
     mrr = sum(1 / r for r in ranks if r is not None) / len(ranks)
     assert result["MRR@10"] == pytest.approx(mrr, abs=1e-4)
+    assert result["first_quote_words"] == pytest.approx(sum(words) / len(words), abs=0.05)
     assert result["R@1"] <= result["R@3"] <= result["R@5"] <= 1
     assert result["R@5"] >= 0.5, result
 

@@ -4,10 +4,14 @@ passage, follow-ups, repeated sentences, and the word statistics behind them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+import pytest
 
 from index.answers import Answer
-from index.embeddings import TokenVectors
+from index.config import Settings
+from index.embeddings import Embedder, TokenVectors
 from index.library import Library
 from index.retrieval import Query, WordRarity, _highlights, _match, _spread_over_words, _words
 
@@ -27,6 +31,15 @@ AMAZON = (
     "Die Artenvielfalt ist enorm, Forscher entdecken jedes Jahr neue Pflanzen. "
     "Seit Jahrzehnten schrumpft die Waldfläche durch Rodungen."
 )
+
+
+@pytest.fixture
+def library(settings: Settings, embedder: Embedder) -> Iterator[Library]:
+    """An empty library that quotes single sentences, so a quote is exactly what was ranked
+    (by default a sentence is quoted with a neighbour it refers to)."""
+    lib = Library(settings.with_overrides(join_referring_sentences=False), embedder=embedder)
+    yield lib
+    lib.close()
 
 
 def top(answer: Answer) -> str:

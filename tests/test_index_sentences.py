@@ -7,7 +7,7 @@ import pytest
 
 from index.config import Settings
 from index.library import Library
-from index.sentences import SentenceSplitter
+from index.sentences import SentenceSplitter, refers_back
 from tests.conftest import SEED_ARTICLE, fixture_text
 
 
@@ -197,3 +197,26 @@ def test_context_returns_neighbouring_sentences_verbatim(library: Library) -> No
     assert positions == sorted(positions) and len(positions) <= 5
     for neighbour in around:
         assert neighbour.text == article.text[neighbour.start : neighbour.end]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "language", "expected"),
+    [
+        ("These include the Miller–Rabin test.", "en", True),
+        ("During this period, prices rose.", "en", True),
+        ("Gradually they intermarried with their neighbours.", "en", True),
+        ("The council met on Tuesday.", "en", False),
+        ("Cities such as Bern and Basel voted no.", "en", False),
+        ("Dabei geht es um das Atomprogramm.", "de", True),
+        ("Anschliessend komponierte er Musik.", "de", True),
+        ("Die Regierung in Bern schweigt.", "de", False),
+        ("Russland hat sich bereiterklärt.", "de", False),
+        ("Il a dit non.", "fr", False),
+    ],
+)
+def test_a_sentence_that_opens_by_pointing_back(
+    sentence: str, language: str, expected: bool
+) -> None:
+    """A pronoun or demonstrative among the first words means the sentence leans on the one
+    before it; such a sentence is quoted together with that one."""
+    assert refers_back(sentence, language) is expected

@@ -58,6 +58,11 @@ def quotes(message: dict) -> list[str]:
     ]
 
 
+def quoted(sentence: str, message: dict) -> bool:
+    """Whether one of an answer's quotes holds `sentence` (a quote may hold a neighbour too)."""
+    return any(sentence in quote for quote in quotes(message))
+
+
 def buttons(message: dict) -> list[str]:
     rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
     return [button["callback_data"] for row in rows for button in row]

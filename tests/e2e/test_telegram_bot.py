@@ -16,7 +16,7 @@ from tests.e2e.conftest import (
     STRIKE_TITLE,
     BotProcess,
 )
-from tests.e2e.people import Person, buttons, quotes
+from tests.e2e.people import Person, buttons, quoted, quotes
 from tests.telegram_standin import BotApiStandin, Chat, User
 
 # The Russia/Iran article as scraped text (caption, teaser and byline included).
@@ -53,7 +53,7 @@ def test_private_chat_adds_a_link_and_answers_in_english_and_german(
     assert {"chat_id": ALICE.id, "action": "typing"} in standin.chat_actions
 
     answer = alice.says("Who is mediating with Iran?")
-    assert RUSSIA_OFFERS_HELP in quotes(answer), answer["text"]
+    assert quoted(RUSSIA_OFFERS_HELP, answer), answer["text"]
     links = [e["url"] for e in answer["entities"] if e["type"] == "text_link"]
     assert links and set(links) == {f"{news_site}/russland-iran.html"}
     assert f"— {IRAN_TITLE} (2025-03-05 · #1)" in answer["text"]
@@ -86,7 +86,7 @@ def test_follow_up_by_reply_finds_what_the_bare_question_misses(
     strike = bob.says("Wie viele Fernzüge sind vom Streik betroffen?")
     assert "80 Prozent der Fernzüge" in strike["text"], strike["text"]
     iran = bob.says("Who is mediating with Iran?")
-    assert RUSSIA_OFFERS_HELP in quotes(iran), iran["text"]
+    assert quoted(RUSSIA_OFFERS_HELP, iran), iran["text"]
 
     on_strike = quotes(bob.says(question, reply_to=strike))[0]
     on_iran = quotes(bob.says(question, reply_to=iran))[0]
@@ -112,7 +112,7 @@ def test_group_of_two_adds_asks_follows_up_and_removes(
     question = bob.send("/ask Who is mediating with Iran?")
     answer = bob.reply()
     assert answer["reply_to"] == question["message_id"], "the chatter before was answered"
-    assert RUSSIA_OFFERS_HELP in quotes(answer), answer["text"]
+    assert quoted(RUSSIA_OFFERS_HELP, answer), answer["text"]
     labels = [b["text"] for b in answer["reply_markup"]["inline_keyboard"][0]]
     assert labels == ["Mehr", "Kontext"]  # Bob's Telegram speaks German
 

@@ -56,7 +56,7 @@ def test_terminal_chat_behaves_like_a_private_chat(news_site: str, tmp_path: Pat
     assert "/add LINK or TEXT" in welcome
     added, mediating, kremlin, more, context, listing, confirm, forgot, empty, bye = replies
     assert added.startswith(f"Added #1: {IRAN_TITLE} (German, ")
-    assert f"“{RUSSIA_OFFERS_HELP}”" in mediating
+    assert f"“{RUSSIA_OFFERS_HELP}" in mediating
     assert "sagte Kremlsprecher Dimitri Peskow" in first_quote(kremlin)
     assert more.startswith("4. “")
     assert "»" in context and "«" in context
