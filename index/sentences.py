@@ -59,6 +59,16 @@ def _numbers_end_sentences(doc: Doc) -> Doc:
     return doc
 
 
+@Language.component("articlebot_lower_case_goes_on")
+def _lower_case_goes_on(doc: Doc) -> Doc:
+    """A sentence does not begin with a lower-case word: the full stop before it closed an
+    abbreviation or a Roman numeral ("PH, etc., it is ...", "Ludwig XIV. bestehen")."""
+    for token in doc[1:]:
+        if token.is_sent_start and token.text[:1].islower():
+            token.is_sent_start = False
+    return doc
+
+
 def _starts_sentence(doc: Doc, i: int) -> bool:
     """A capitalised word, or an opening quotation mark or bracket before one."""
     if doc[i].text[:1].isupper():
@@ -127,6 +137,7 @@ class SentenceSplitter:
         # "et al." is the commonest abbreviation spaCy's rules miss, in every language.
         nlp.tokenizer.add_special_case("al.", [{ORTH: "al."}])
         nlp.add_pipe("sentencizer")
+        nlp.add_pipe("articlebot_lower_case_goes_on")
         nlp.add_pipe("articlebot_numbers_end_sentences")
         return nlp
 

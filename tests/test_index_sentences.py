@@ -92,6 +92,10 @@ def sentences(splitter: SentenceSplitter, text: str, language: str) -> list[str]
             "Sie sagte: “Wir erwarten einen Rekord. Es wird heiß.” Dann ging sie.",
             ["Sie sagte: “Wir erwarten einen Rekord. Es wird heiß.”", "Dann ging sie."],
         ),
+        (
+            "Das Edikt galt bis zur Herrschaft von Ludwig XIV. weiter. Dann fiel es.",
+            ["Das Edikt galt bis zur Herrschaft von Ludwig XIV. weiter.", "Dann fiel es."],
+        ),
     ],
     ids=[
         "centuries",
@@ -107,12 +111,13 @@ def sentences(splitter: SentenceSplitter, text: str, language: str) -> list[str]
         "score-at-the-end",
         "reversed-guillemets",
         "english-quotes-in-german",
+        "roman-numeral",
     ],
 )
 def test_german_pitfalls(splitter: SentenceSplitter, text: str, expected: list[str]) -> None:
-    """Ordinals, dates, abbreviations and quotations spanning sentences (in any of the three
-    German styles) do not end a German sentence, while a year or a score before the full stop
-    does."""
+    """Ordinals, dates, abbreviations, Roman numerals and quotations spanning sentences (in any
+    of the three German styles) do not end a German sentence, while a year or a score before
+    the full stop does."""
     assert sentences(splitter, text, "de") == expected
 
 
@@ -135,8 +140,12 @@ def test_german_pitfalls(splitter: SentenceSplitter, text: str, expected: list[s
             "Buses run between midnight and 5 a.m. on Fridays. Tickets cost £2.",
             ["Buses run between midnight and 5 a.m. on Fridays.", "Tickets cost £2."],
         ),
+        (
+            "Classes such as RP, BPP, etc., may collapse. Nobody knows.",
+            ["Classes such as RP, BPP, etc., may collapse.", "Nobody knows."],
+        ),
     ],
-    ids=["titles", "et-al", "quote", "a.m."],
+    ids=["titles", "et-al", "quote", "a.m.", "etc."],
 )
 def test_english_pitfalls(splitter: SentenceSplitter, text: str, expected: list[str]) -> None:
     """The same pitfalls in English text."""
