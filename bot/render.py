@@ -108,9 +108,14 @@ def plain_answer(answer: Answer, start: int = 0, size: int = 3, language: str = 
     return "\n\n".join(blocks)
 
 
+def _within(sentence: Quote, quote: Quote) -> bool:
+    """Whether a sentence of the context view is part of the quote it was opened from."""
+    return quote.start <= sentence.start and sentence.end <= quote.end
+
+
 def plain_context(quotes: list[Quote], focus: Quote) -> str:
     """The sentences around a quote, the quote itself marked with » «."""
-    text = " ".join(f"»{q.text}«" if q.position == focus.position else q.text for q in quotes)
+    text = " ".join(f"»{q.text}«" if _within(q, focus) else q.text for q in quotes)
     return f"{text}\n   — {focus.title} ({_details(focus)})"
 
 
@@ -196,7 +201,7 @@ def html_context(quotes: list[Quote], focus: Quote) -> str:
     while True:  # emoji and other wide characters count twice in Telegram's limit
         sentences = [
             f"<b>{escape(_shorten(q.text, room))}</b>"
-            if q.position == focus.position
+            if _within(q, focus)
             else escape(_shorten(q.text, room))
             for q in quotes
         ]

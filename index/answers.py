@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from index.records import Article, Sentence
@@ -9,6 +10,8 @@ from index.sentences import refers_back
 
 # A follow-up carries at most this much of the earlier questions (about three of them).
 _MAX_CONTEXT_CHARS = 300
+# A sentence is joined with a neighbour only while the quote stays at most this long.
+MAX_JOINED_CHARS = 800
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,11 @@ class Quote:
         sentence: Sentence,
         score: float,
         highlights: tuple[tuple[int, int], ...] = (),
-        span: tuple[Sentence, Sentence] | None = None,
+        quoted: Sequence[Sentence] = (),
     ) -> Quote:
-        """Quote `sentence`, or the sentences from `span[0]` to `span[1]` around it."""
-        first, last = span or (sentence, sentence)
+        """Quote `sentence` (whose `highlights` are relative to it), or the run of sentences
+        `quoted` that holds it."""
+        first, last = (quoted[0], quoted[-1]) if quoted else (sentence, sentence)
         shift = sentence.start - first.start
         return cls(
             text=article.text[first.start : last.end],
@@ -65,29 +69,37 @@ class Quote:
         )
 
 
-def quoted_span(
-    article: Article, sentences: list[Sentence], sentence: Sentence, taken: set[int]
-) -> tuple[Sentence, Sentence]:
-    """The first and last sentence of the quote for `sentence` (see `Quote`).
+def quoted_sentences(
+    article: Article, in_order: list[Sentence], sentence: Sentence, taken: set[int]
+) -> list[Sentence]:
+    """The run of sentences that quotes `sentence` (see `Quote`), in reading order.
 
-    `sentences` are the article's sentences in reading order; neighbours in `taken` (already
-    quoted higher up) and in other paragraphs are left out.
+    `in_order` are all the article's sentences. Neighbours in another paragraph, already
+    quoted higher up (their ids in `taken`) or making the quote longer than a reader takes in
+    at a glance are left out.
     """
-
-    def joinable(neighbour: Sentence) -> bool:
-        return neighbour.paragraph == sentence.paragraph and neighbour.id not in taken
 
     def opens_with_reference(s: Sentence) -> bool:
         return refers_back(article.text[s.start : s.end], article.language)
 
-    first = last = sentence
-    before = sentences[sentence.position - 1] if sentence.position > 0 else None
-    after = sentences[sentence.position + 1] if sentence.position + 1 < len(sentences) else None
-    if before is not None and joinable(before) and opens_with_reference(sentence):
-        first = before
-    if after is not None and joinable(after) and opens_with_reference(after):
-        last = after
-    return first, last
+    def joinable(neighbour: Sentence, first: Sentence, last: Sentence) -> bool:
+        return (
+            neighbour.paragraph == sentence.paragraph
+            and neighbour.id not in taken
+            and last.end - first.start <= MAX_JOINED_CHARS
+        )
+
+    quoted = [sentence]
+    position = sentence.position
+    if position > 0 and opens_with_reference(sentence):
+        before = in_order[position - 1]
+        if joinable(before, before, sentence):
+            quoted.insert(0, before)
+    if position + 1 < len(in_order) and opens_with_reference(in_order[position + 1]):
+        after = in_order[position + 1]
+        if joinable(after, quoted[0], after):
+            quoted.append(after)
+    return quoted
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,14 @@ from dataclasses import replace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from index.answers import Answer, Quote, quoted_span
+from index.answers import Answer, Quote, quoted_sentences
 from index.config import Settings
 from index.embeddings import Embedder, Encoding
 from index.errors import ArticleRejected, DuplicateArticle, UnknownArticle
 from index.extract import ArticleExtractor, canonical_url, text_fingerprint
 from index.fetch import PageFetcher
 from index.language import detect_language
-from index.records import Article, ArticleDraft
+from index.records import Article, ArticleDraft, Sentence
 from index.retrieval import Hit, Query, Retriever
 from index.sentences import SentenceSplitter
 from index.store import Store
@@ -268,7 +268,7 @@ class Library:
         as a neighbour) is not quoted again."""
         sentences = self.store.sentences_by_ids(h.sentence_id for h in hits)
         articles = self.store.articles_by_ids(s.article_id for s in sentences.values())
-        readings = {article_id: self.store.sentences_of(article_id) for article_id in articles}
+        in_order: dict[int, list[Sentence]] = {}
         quotes: list[Quote] = []
         taken: set[int] = set()
         for hit in hits:
@@ -276,12 +276,13 @@ class Library:
             if sentence is None or sentence.id in taken:
                 continue
             article = articles[sentence.article_id]
-            span = (sentence, sentence)
+            quoted = [sentence]
             if self.settings.join_referring_sentences:
-                span = quoted_span(article, readings[article.id], sentence, taken)
-            first, last = span
-            taken.update(s.id for s in readings[article.id][first.position : last.position + 1])
-            quotes.append(Quote.of(article, sentence, hit.score, hit.highlights, span))
+                if article.id not in in_order:
+                    in_order[article.id] = self.store.sentences_of(article.id)
+                quoted = quoted_sentences(article, in_order[article.id], sentence, taken)
+            taken.update(s.id for s in quoted)
+            quotes.append(Quote.of(article, sentence, hit.score, hit.highlights, quoted))
         return quotes
 
     def context(self, chat_id: str, quote: Quote, around: int = 2) -> list[Quote]:

@@ -40,6 +40,8 @@ _BACK_REFERENCES = {
 _OPENING_WORDS = 3
 # Numbers that are not ordinals although a full stop follows them: years and amounts of three
 # or more digits, thousands ("12.000"), scores and decimals ("3:1", "2,5").
+# Words whose full stop spaCy takes for the end of a sentence: "etc" and Roman numerals.
+_ABBREVIATED = re.compile(r"etc|[IVXLCDM]{2,}")
 _NOT_ORDINAL = re.compile(r"\d{3,}|\d{1,3}(?:\.\d{3})+|\d+(?:[:,]\d+)+")
 
 
@@ -59,12 +61,17 @@ def _numbers_end_sentences(doc: Doc) -> Doc:
     return doc
 
 
-@Language.component("articlebot_lower_case_goes_on")
-def _lower_case_goes_on(doc: Doc) -> Doc:
-    """A sentence does not begin with a lower-case word: the full stop before it closed an
-    abbreviation or a Roman numeral ("PH, etc., it is ...", "Ludwig XIV. bestehen")."""
+@Language.component("articlebot_abbreviations_go_on")
+def _abbreviations_go_on(doc: Doc) -> Doc:
+    """The full stop of "etc." or of a Roman numeral ends no sentence when a lower-case word
+    follows ("PH, etc., it is ...", "Ludwig XIV. bestehen"); spaCy's rules cut there."""
     for token in doc[1:]:
-        if token.is_sent_start and token.text[:1].islower():
+        if not (token.is_sent_start and token.text[:1].islower()):
+            continue
+        j = token.i - 1
+        while j > 0 and doc[j].is_punct and doc[j].text != ".":
+            j -= 1  # the comma in "etc., it is"
+        if doc[j].text == "." and j > 0 and _ABBREVIATED.fullmatch(doc[j - 1].text):
             token.is_sent_start = False
     return doc
 
@@ -137,7 +144,7 @@ class SentenceSplitter:
         # "et al." is the commonest abbreviation spaCy's rules miss, in every language.
         nlp.tokenizer.add_special_case("al.", [{ORTH: "al."}])
         nlp.add_pipe("sentencizer")
-        nlp.add_pipe("articlebot_lower_case_goes_on")
+        nlp.add_pipe("articlebot_abbreviations_go_on")
         nlp.add_pipe("articlebot_numbers_end_sentences")
         return nlp
 

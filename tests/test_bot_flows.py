@@ -86,8 +86,10 @@ class FakeLibrary:
 
     @staticmethod
     def _quote(text: str, position: int) -> Quote:
+        """A sentence of an article where each sentence takes 100 characters."""
+        start = 100 * position
         return Quote(
-            text=text, start=0, end=len(text), score=0.9, sentence_id=position,
+            text=text, start=start, end=start + len(text), score=0.9, sentence_id=position,
             position=position, article_id=1, article_number=1, title="Artikel", url=None,
             published=None, language="de",
         )  # fmt: skip

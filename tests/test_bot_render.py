@@ -10,6 +10,7 @@ from bot.render import (
     html_context,
     pack,
     plain_answer,
+    plain_context,
     visible_length,
 )
 from bot.texts import GERMAN, all_texts
@@ -22,14 +23,15 @@ def quote(
     text: str = "Russland bietet Hilfe bei der Kommunikation mit dem Iran an.",
     *,
     position: int = 0,
+    start: int = 0,
     highlights: tuple[tuple[int, int], ...] = (),
     title: str = "Russland bietet Trump Hilfe an",
     url: str | None = "https://example.com/iran?a=1&b=2",
 ) -> Quote:
     return Quote(
-        text=text, start=0, end=len(text), score=0.9, sentence_id=position, position=position,
-        article_id=1, article_number=1, title=title, url=url, published="2025-03-05T06:12",
-        language="de", highlights=highlights,
+        text=text, start=start, end=start + len(text), score=0.9, sentence_id=position,
+        position=position, article_id=1, article_number=1, title=title, url=url,
+        published="2025-03-05T06:12", language="de", highlights=highlights,
     )  # fmt: skip
 
 
@@ -110,12 +112,32 @@ def test_no_answer_and_empty_library_are_one_short_text() -> None:
     assert html_answer(answer(quote()), start=5)[0] == "No more quotes."
 
 
+def reading(*texts: str, first: int = 0) -> list[Quote]:
+    """Consecutive sentences of one article, one space apart, as the context view gets them."""
+    sentences, start = [], 0
+    for position, text in enumerate(texts, start=first):
+        sentences.append(quote(text, position=position, start=start))
+        start += len(text) + 1
+    return sentences
+
+
 def test_context_marks_the_quote_and_fits_even_with_long_sentences() -> None:
-    sentences = [quote("Davor. " * 300, position=4), quote("Das Zitat.", position=5)]
-    sentences.append(quote("Danach. " * 300, position=6))
+    sentences = reading("Davor. " * 300, "Das Zitat.", "Danach. " * 300, first=4)
     html = html_context(sentences, sentences[1])
     assert entity_texts(html, "bold") == ["Das Zitat."]
     assert visible_length(html) <= MESSAGE_LIMIT
+
+
+def test_context_marks_every_sentence_of_a_joined_quote() -> None:
+    """A quote that holds the sentence a "Dabei ..." points back to is marked as a whole."""
+    sentences = reading("Davor.", "Russland hilft.", "Dabei geht es um Iran.", "Danach.")
+    joined = sentences[1].text + " " + sentences[2].text
+    focus = quote(joined, position=2, start=sentences[1].start)
+    assert entity_texts(html_context(sentences, focus), "bold") == [
+        "Russland hilft.",
+        "Dabei geht es um Iran.",
+    ]
+    assert plain_context(sentences, focus).startswith("Davor. »Russland hilft.« »Dabei geht")
 
 
 def article(number: int, title: str, url: str | None = None, source: str = "url") -> Article:

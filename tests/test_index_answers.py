@@ -3,16 +3,17 @@ confidence. Only clear-cut cases are asserted; exact scores and rankings are lef
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from index.answers import Answer
+from index.answers import MAX_JOINED_CHARS, Answer, Quote, quoted_sentences
 from index.config import Settings, load_settings
 from index.embeddings import Embedder
 from index.library import Library
-from index.records import Article
+from index.records import Article, Sentence
 from tests.conftest import SEED_ARTICLE, fixture_bytes, fixture_text, settings_environ
 
 CHAT = "readers"
@@ -162,3 +163,50 @@ def test_a_sentence_that_refers_back_is_quoted_with_the_one_before(
     inside = range(matched.start - first.start, matched.end - first.start + 1)
     assert first.highlights and all(s in inside and e in inside for s, e in first.highlights)
     library.close()
+
+
+def hand_made(text: str, language: str = "de") -> tuple[Article, list[Sentence]]:
+    """An article whose sentences end at ". " and whose paragraphs are its lines."""
+    sentences: list[Sentence] = []
+    offset = 0
+    for paragraph, line in enumerate(text.split("\n")):
+        for match in re.finditer(r"[^.\s][^.]*\.", line):
+            start, end = offset + match.start(), offset + match.end()
+            sentences.append(
+                Sentence(len(sentences) + 100, 1, len(sentences), paragraph, start, end)
+            )
+        offset += len(line) + 1
+    article = Article(
+        id=1, chat_id=CHAT, number=1, title="T", text=text, language=language, source="text",
+        url=None, canonical_url=None, author=None, published=None, added_at="", added_by=None,
+        text_hash="", sentence_count=len(sentences),
+    )  # fmt: skip
+    return article, sentences
+
+
+def test_which_neighbours_a_quote_takes_in() -> None:
+    """The next sentence when it points back, the previous one when the sentence itself
+    does; never across a paragraph, never a sentence already quoted, never beyond the
+    length limit. Highlights keep pointing at the same words."""
+    article, s = hand_made("Vorweg. Russland hilft. Dabei geht es um Iran. Ende.\nEr ging.")
+    assert [article.text[x.start : x.end] for x in s] == [
+        "Vorweg.",
+        "Russland hilft.",
+        "Dabei geht es um Iran.",
+        "Ende.",
+        "Er ging.",
+    ]
+    assert quoted_sentences(article, s, s[1], set()) == [s[1], s[2]]
+    assert quoted_sentences(article, s, s[2], set()) == [s[1], s[2]]
+    assert quoted_sentences(article, s, s[3], set()) == [s[3]]
+    assert quoted_sentences(article, s, s[4], set()) == [s[4]]
+    assert quoted_sentences(article, s, s[2], {s[1].id}) == [s[2]]
+
+    quote = Quote.of(article, s[2], 0.7, ((0, 5),), [s[1], s[2]])
+    assert quote.text == "Russland hilft. Dabei geht es um Iran."
+    assert quote.text == article.text[quote.start : quote.end]
+    ((start, end),) = quote.highlights
+    assert quote.text[start:end] == "Dabei"
+
+    long_article, t = hand_made("Vorweg " + "sehr " * MAX_JOINED_CHARS + "lang. Dabei nichts.")
+    assert quoted_sentences(long_article, t, t[1], set()) == [t[1]]

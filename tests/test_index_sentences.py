@@ -144,8 +144,12 @@ def test_german_pitfalls(splitter: SentenceSplitter, text: str, expected: list[s
             "Classes such as RP, BPP, etc., may collapse. Nobody knows.",
             ["Classes such as RP, BPP, etc., may collapse.", "Nobody knows."],
         ),
+        (
+            "Sales rose. iPhone sales fell. eBay grew.",
+            ["Sales rose.", "iPhone sales fell.", "eBay grew."],
+        ),
     ],
-    ids=["titles", "et-al", "quote", "a.m.", "etc."],
+    ids=["titles", "et-al", "quote", "a.m.", "etc.", "lower-case-names"],
 )
 def test_english_pitfalls(splitter: SentenceSplitter, text: str, expected: list[str]) -> None:
     """The same pitfalls in English text."""
