@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from index.records import Article, Sentence
@@ -45,13 +45,12 @@ class Quote:
         article: Article,
         sentence: Sentence,
         score: float,
-        highlights: tuple[tuple[int, int], ...] = (),
         quoted: Sequence[Sentence] = (),
+        highlights: tuple[tuple[int, int], ...] = (),
     ) -> Quote:
-        """Quote `sentence` (whose `highlights` are relative to it), or the run of sentences
-        `quoted` that holds it."""
+        """Quote `sentence`, or the run of sentences `quoted` that holds it; `highlights`
+        are relative to the quoted text."""
         first, last = (quoted[0], quoted[-1]) if quoted else (sentence, sentence)
-        shift = sentence.start - first.start
         return cls(
             text=article.text[first.start : last.end],
             start=first.start,
@@ -65,8 +64,21 @@ class Quote:
             url=article.url,
             published=article.published,
             language=article.language,
-            highlights=tuple((start + shift, end + shift) for start, end in highlights),
+            highlights=highlights,
         )
+
+
+def quote_highlights(
+    quoted: Sequence[Sentence], marks: Mapping[int, tuple[tuple[int, int], ...]]
+) -> tuple[tuple[int, int], ...]:
+    """The words marked in each quoted sentence (`marks` by sentence id, relative to that
+    sentence) as spans of the quoted text."""
+    first = quoted[0]
+    return tuple(
+        (s.start - first.start + start, s.start - first.start + end)
+        for s in quoted
+        for start, end in marks.get(s.id, ())
+    )
 
 
 def quoted_sentences(

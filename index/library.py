@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from index.answers import Answer, Quote, quoted_sentences
+from index.answers import Answer, Quote, quote_highlights, quoted_sentences
 from index.config import Settings
 from index.embeddings import Embedder, Encoding
 from index.errors import ArticleRejected, DuplicateArticle, UnknownArticle
@@ -268,6 +268,7 @@ class Library:
         as a neighbour) is not quoted again."""
         sentences = self.store.sentences_by_ids(h.sentence_id for h in hits)
         articles = self.store.articles_by_ids(s.article_id for s in sentences.values())
+        marks = {hit.sentence_id: hit.highlights for hit in hits}
         in_order: dict[int, list[Sentence]] = {}
         quotes: list[Quote] = []
         taken: set[int] = set()
@@ -282,7 +283,8 @@ class Library:
                     in_order[article.id] = self.store.sentences_of(article.id)
                 quoted = quoted_sentences(article, in_order[article.id], sentence, taken)
             taken.update(s.id for s in quoted)
-            quotes.append(Quote.of(article, sentence, hit.score, hit.highlights, quoted))
+            highlights = quote_highlights(quoted, marks)
+            quotes.append(Quote.of(article, sentence, hit.score, quoted, highlights))
         return quotes
 
     def context(self, chat_id: str, quote: Quote, around: int = 2) -> list[Quote]:
