@@ -19,8 +19,8 @@ class Quote:
     """Sentences quoted word for word: always `article.text[start:end]`.
 
     A quote is the sentence that matched the question (`sentence_id`, `position`), together
-    with a neighbour it cannot be read without: the sentence before, when the matched one
-    opens by pointing back to it ("These include ..."), or the sentence after, when that one
+    with the neighbours it cannot be read without: the sentence before, when the matched one
+    opens by pointing back to it ("These include ..."), and the sentence after, when that one
     points back to the matched one.
     """
 

@@ -38,10 +38,10 @@ _BACK_REFERENCES = {
 }
 # A back reference counts among a sentence's first few words ("During this period, ...").
 _OPENING_WORDS = 3
-# Numbers that are not ordinals although a full stop follows them: years and amounts of three
-# or more digits, thousands ("12.000"), scores and decimals ("3:1", "2,5").
 # Words whose full stop spaCy takes for the end of a sentence: "etc" and Roman numerals.
 _ABBREVIATED = re.compile(r"etc|[IVXLCDM]{2,}")
+# Numbers that are not ordinals although a full stop follows them: years and amounts of three
+# or more digits, thousands ("12.000"), scores and decimals ("3:1", "2,5").
 _NOT_ORDINAL = re.compile(r"\d{3,}|\d{1,3}(?:\.\d{3})+|\d+(?:[:,]\d+)+")
 
 
