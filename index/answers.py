@@ -94,23 +94,22 @@ def quoted_sentences(
     def opens_with_reference(s: Sentence) -> bool:
         return refers_back(article.text[s.start : s.end], article.language)
 
-    def joinable(neighbour: Sentence, first: Sentence, last: Sentence) -> bool:
+    def joinable(neighbour: Sentence) -> bool:
+        start = min(neighbour.start, quoted[0].start)
+        end = max(neighbour.end, quoted[-1].end)
         return (
             neighbour.paragraph == sentence.paragraph
             and neighbour.id not in taken
-            and last.end - first.start <= MAX_JOINED_CHARS
+            and end - start <= MAX_JOINED_CHARS
         )
 
     quoted = [sentence]
-    position = sentence.position
-    if position > 0 and opens_with_reference(sentence):
-        before = in_order[position - 1]
-        if joinable(before, before, sentence):
-            quoted.insert(0, before)
-    if position + 1 < len(in_order) and opens_with_reference(in_order[position + 1]):
-        after = in_order[position + 1]
-        if joinable(after, quoted[0], after):
-            quoted.append(after)
+    before = in_order[sentence.position - 1] if sentence.position > 0 else None
+    after = in_order[sentence.position + 1] if sentence.position + 1 < len(in_order) else None
+    if before is not None and opens_with_reference(sentence) and joinable(before):
+        quoted.insert(0, before)
+    if after is not None and opens_with_reference(after) and joinable(after):
+        quoted.append(after)
     return quoted
 
 
