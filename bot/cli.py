@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from index.config import Settings, load_settings
 from index.errors import ArticleRejected, UnknownArticle
-from index.extract import FILE_SUFFIXES
+from index.ingest.extract import FILE_SUFFIXES
 from index.library import Library
 
 TERMINAL_CHAT = "terminal"

@@ -1,18 +1,17 @@
 """What a message asks of the bot, decided the same way in Telegram and in the terminal.
 
 The Telegram handlers and the terminal chat differ only in how messages arrive and how
-answers look; which command a line is, whether a group message is meant for the bot, whether
-a question follows up on an earlier answer, and who may remove articles is decided here.
+answers look; which command a line is, whether a group message is meant for the bot and who
+may remove articles is decided here. (Whether a question follows up on an earlier answer is
+the index's call: `index.answer.followup`.)
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from index.answers import Answer
 from index.library import Library
 from index.records import Article
 
@@ -118,64 +117,21 @@ def group_text(
     return re.sub(mention, " ", text, flags=re.IGNORECASE).strip()
 
 
-class Memory:
-    """A chat's recent answers, by the id of the message that shows each (in memory only:
-    follow-ups and buttons may be forgotten across a restart).
-
-    `latest` is the last answer given if nothing else has happened since: a question right
-    after it may follow up on it.
-    """
-
-    def __init__(self, limit: int = 50) -> None:
-        self._limit = limit
-        self._answers: OrderedDict[int, Answer] = OrderedDict()
-        self.latest: Answer | None = None
-
-    def record(self, message_id: int, answer: Answer) -> None:
-        """Remember the answer a message shows; only found answers can be followed up."""
-        self.latest = answer if answer.found else None
-        if answer.found:
-            self.show(message_id, answer)
-
-    def show(self, message_id: int, answer: Answer) -> None:
-        """Remember that another message (more quotes, context) belongs to `answer` too."""
-        self._answers[message_id] = answer
-        self._answers.move_to_end(message_id)
-        while len(self._answers) > self._limit:
-            self._answers.popitem(last=False)
-
-    def recall(self, message_id: int | None) -> Answer | None:
-        return None if message_id is None else self._answers.get(message_id)
-
-    def interrupt(self) -> None:
-        """Something other than a question happened: the next question stands on its own."""
-        self.latest = None
-
-
-def follow_up(memory: Memory, replied_to: int | None, private: bool) -> tuple[Answer | None, bool]:
-    """(the earlier answer a new question builds on, whether that is only a guess).
-
-    A reply to one of the bot's answers is an explicit follow-up. In a private chat a question
-    right after an answer may be one too; the library then decides ("implicit"). In a group,
-    questions stand alone unless they reply to an answer: others may be talking in between.
-    """
-    explicit = memory.recall(replied_to)
-    if explicit is not None:
-        return explicit, False
-    if private and memory.latest is not None:
-        return memory.latest, True
-    return None, False
-
-
 def owns(articles: list[Article], user_id: str) -> bool:
     """True if the user added every one of `articles` (and there is at least one)."""
     return bool(articles) and all(article.added_by == user_id for article in articles)
 
 
-def add(library: Library, chat_id: str, text: str, added_by: str | None = None) -> Article:
+def add(
+    library: Library,
+    chat_id: str,
+    text: str,
+    added_by: str | None = None,
+    request: str | None = None,
+) -> Article:
     """Add the link or the article a message holds to the chat's library (raises
     ArticleRejected)."""
     source = source_of(text)
     if is_url(source):
-        return library.add_url(chat_id, source, added_by=added_by)
-    return library.add_text(chat_id, source, added_by=added_by)
+        return library.add_url(chat_id, source, added_by, request)
+    return library.add_text(chat_id, source, added_by, request)

@@ -3,8 +3,10 @@
 Each handler reads one kind of update, lets `bot.conversation` decide what it means, calls
 the Library in a worker thread (`asyncio.to_thread`: fetching and model inference take
 seconds and must not stall other chats), showing "typing" meanwhile, and sends what
-`bot.render` makes of the result. The Library lives in `context.bot_data`; each chat's
-recent answers, which the buttons and follow-ups refer to, in `context.chat_data`.
+`bot.render` makes of the result. The Library lives in `context.bot_data`. Each chat's recent
+answers, which the buttons and follow-ups refer to, are kept by the Library's storage engine
+(`library.memory`), not in `context.chat_data`: PTB's persistence writes chat data on a timer,
+so after a crash, or in another worker process, a reply would not find its answer.
 """
 
 from __future__ import annotations
@@ -29,11 +31,9 @@ from telegram.ext import ContextTypes
 
 from bot.conversation import (
     Intent,
-    Memory,
     Request,
     add,
     argument_of,
-    follow_up,
     group_text,
     owns,
     parse_command,
@@ -48,10 +48,9 @@ from bot.render import (
     rejection,
 )
 from bot.texts import language_of, say
-from index.answers import Answer
 from index.errors import ArticleRejected, UnknownArticle
 from index.library import Library
-from index.records import Article
+from index.records import Answer, Article
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +64,6 @@ _TYPING_EVERY = 4.0  # seconds; Telegram shows "typing" for 5 s after each chat 
 
 def _library(context: Context) -> Library:
     return context.bot_data[LIBRARY]
-
-
-def _memory(context: Context) -> Memory:
-    return context.chat_data.setdefault("memory", Memory())
 
 
 def _language(update: Update) -> str:
@@ -173,7 +168,6 @@ async def remove_command(update: Update, context: Context) -> None:
     except UnknownArticle as error:
         await update.effective_message.reply_text(rejection(error, _language(update)))
         return
-    _memory(context).interrupt()
     await update.effective_message.reply_text(article_removed(removed, _language(update)))
 
 
@@ -262,18 +256,18 @@ async def _act(update: Update, context: Context, request: Request) -> None:
 async def _add(update: Update, context: Context, source: str | Document) -> None:
     """Add a link, a text or a file to the chat's library and say what came of it."""
     library, chat_id, user_id = _library(context), _chat_id(update), _user_id(update)
-    _memory(context).interrupt()
+    request = f"update:{update.update_id}"
     try:
         async with _typing(update.effective_chat):
             if isinstance(source, Document):
                 name = source.file_name or "file"
-                library.extractor.check_file(name, source.file_size or 0)
+                library.ingest.extractor.check_file(name, source.file_size or 0)
                 data = await (await source.get_file()).download_as_bytearray()
                 article = await asyncio.to_thread(
-                    library.add_file, chat_id, name, bytes(data), user_id
+                    library.add_file, chat_id, name, bytes(data), user_id, request
                 )
             else:
-                article = await asyncio.to_thread(add, library, chat_id, source, user_id)
+                article = await asyncio.to_thread(add, library, chat_id, source, user_id, request)
     except ArticleRejected as error:
         await update.effective_message.reply_text(rejection(error, _language(update)))
         return
@@ -301,29 +295,30 @@ def _answer_buttons(
 
 async def _answer(update: Update, context: Context, question: str) -> None:
     """Answer a question from the chat's library, as a follow-up where it is one."""
-    message, memory, library = update.effective_message, _memory(context), _library(context)
+    message, library, chat_id = update.effective_message, _library(context), _chat_id(update)
     replied_to = message.reply_to_message.message_id if message.reply_to_message else None
-    previous, implicit = follow_up(memory, replied_to, _private(update))
     async with _typing(update.effective_chat):
         answer = await asyncio.to_thread(
-            library.ask, _chat_id(update), question, previous, implicit
+            library.ask, chat_id, question, replied_to, _private(update)
         )
     language = _language(update)
     text, shown = html_answer(answer, 0, library.settings.max_quotes, language)
     sent = await message.reply_text(text, reply_markup=_answer_buttons(answer, 0, shown, language))
-    memory.record(sent.message_id, answer)
+    await asyncio.to_thread(library.memory.record, chat_id, sent.message_id, answer)
 
 
-def _pressed(update: Update, context: Context) -> tuple[Answer | None, int]:
+async def _pressed(update: Update, context: Context) -> tuple[Answer | None, int]:
     """The answer whose button was pressed (None if forgotten) and the number in its data."""
     query = update.callback_query
-    return _memory(context).recall(query.message.message_id), int(query.data.split(":")[1])
+    memory = _library(context).memory
+    answer = await asyncio.to_thread(memory.recall, _chat_id(update), query.message.message_id)
+    return answer, int(query.data.split(":")[1])
 
 
 async def more_pressed(update: Update, context: Context) -> None:
     """The "More" button: show the next quotes in place of the ones shown."""
     query, language = update.callback_query, _language(update)
-    answer, start = _pressed(update, context)
+    answer, start = await _pressed(update, context)
     if answer is None:
         await query.answer(say("too_old", language))
         return
@@ -341,7 +336,7 @@ async def more_pressed(update: Update, context: Context) -> None:
 async def context_pressed(update: Update, context: Context) -> None:
     """The "Context" button: reply with the sentences around the first quote shown."""
     query = update.callback_query
-    answer, index = _pressed(update, context)
+    answer, index = await _pressed(update, context)
     if answer is None or index >= len(answer.quotes):
         await query.answer(say("too_old", _language(update)))
         return
@@ -353,7 +348,8 @@ async def context_pressed(update: Update, context: Context) -> None:
         await query.message.reply_text(rejection(error, _language(update)))
         return
     sent = await query.message.reply_text(html_context(quotes, quote), do_quote=True)
-    _memory(context).show(sent.message_id, answer)
+    memory = _library(context).memory
+    await asyncio.to_thread(memory.show, _chat_id(update), sent.message_id, answer)
 
 
 async def forget_pressed(update: Update, context: Context) -> None:
@@ -369,7 +365,6 @@ async def forget_pressed(update: Update, context: Context) -> None:
         await query.edit_message_text(say("forget_cancelled", language))
         return
     count = await asyncio.to_thread(library.forget, chat_id)
-    _memory(context).interrupt()
     await query.edit_message_text(say("forgot", language, count=count))
 
 

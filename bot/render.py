@@ -11,9 +11,8 @@ from html import escape, unescape
 from urllib.parse import urlsplit
 
 from bot.texts import ENGLISH, language_name, say
-from index.answers import Answer, Quote
 from index.errors import LibraryError
-from index.records import Article
+from index.records import Answer, Article, Quote
 
 MESSAGE_LIMIT = 4096
 _QUOTE_LIMIT = 1200  # a single "sentence" longer than this is shortened in display only

@@ -9,15 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.conversation import (
-    Intent,
-    Memory,
-    Request,
-    add,
-    follow_up,
-    parse_command,
-    read_message,
-)
+from bot.conversation import Intent, Request, add, parse_command, read_message
 from bot.render import (
     article_added,
     article_removed,
@@ -26,10 +18,10 @@ from bot.render import (
     plain_context,
 )
 from bot.texts import say
-from index.answers import Answer
 from index.config import Settings
 from index.errors import ArticleRejected, UnknownArticle
 from index.library import Library
+from index.records import Answer
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +34,10 @@ class TerminalChat:
     def __init__(self, library: Library, chat_id: str) -> None:
         self.library = library
         self.chat_id = chat_id
-        self.memory = Memory()
         self._turn = 0  # numbers the replies, as message ids number Telegram's
         self._shown: tuple[Answer, int] | None = None  # the answer on screen, first quote shown
         self._confirming_forget = False
+        library.memory.interrupt(chat_id)  # a new session starts a new conversation
 
     @property
     def _size(self) -> int:
@@ -90,13 +82,11 @@ class TerminalChat:
                 return say("unknown_command")
 
     def _add(self, source: str) -> str:
-        self.memory.interrupt()
         return article_added(add(self.library, self.chat_id, source), html=False)
 
     def _answer(self, question: str) -> str:
-        previous, implicit = follow_up(self.memory, None, private=True)
-        answer = self.library.ask(self.chat_id, question, previous=previous, implicit=implicit)
-        self.memory.record(self._turn, answer)
+        answer = self.library.ask(self.chat_id, question, private=True)
+        self.library.memory.record(self.chat_id, self._turn, answer)
         self._shown = (answer, 0)
         return plain_answer(answer, 0, self._size)
 
@@ -116,7 +106,6 @@ class TerminalChat:
         return plain_context(self.library.context(self.chat_id, page[0]), page[0])
 
     def _remove(self, number: str) -> str:
-        self.memory.interrupt()
         return article_removed(self.library.remove(self.chat_id, number), html=False)
 
     def _ask_to_forget(self) -> str:
@@ -127,7 +116,6 @@ class TerminalChat:
         return f"{say('forget_confirm', count=count)} {say('confirm_terminal')}"
 
     def _forget(self) -> str:
-        self.memory.interrupt()
         return say("forgot", count=self.library.forget(self.chat_id))
 
 

@@ -25,6 +25,7 @@ class Settings:
     """Everything that can be configured; see `config/defaults.toml` for what each key means."""
 
     data_dir: Path
+    database_url: str
     model_cache_dir: Path
     model: str
     query_prompt: str

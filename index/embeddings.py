@@ -21,6 +21,7 @@ import numpy as np
 
 from index.config import Settings
 from index.packaged_model import PACKAGED_MODEL_NAME, provision_packaged_model
+from index.records import Encoding, TokenVectors
 
 logger = logging.getLogger(__name__)
 
@@ -39,28 +40,6 @@ QUESTION_WORDS = frozenset(
         *("wieviel", "wieviele"),
     }
 )
-
-
-@dataclass(frozen=True)
-class TokenVectors:
-    """Contextual token vectors of one text, centred and normalised for matching.
-
-    `spans` are character offsets of each token within the text; `content` marks tokens that
-    can carry meaning (not punctuation, not question words).
-    """
-
-    ids: np.ndarray  # int32 (n,)
-    spans: np.ndarray  # int32 (n, 2)
-    vectors: np.ndarray  # float16 (n, dim)
-    content: np.ndarray  # bool (n,)
-
-
-@dataclass(frozen=True)
-class Encoding:
-    """A text as one normalised vector plus its token vectors."""
-
-    vector: np.ndarray  # float32 (dim,)
-    tokens: TokenVectors
 
 
 @dataclass(frozen=True)

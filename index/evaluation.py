@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.answers import Answer
 from index.library import Library
-from index.records import ArticleDraft
+from index.records import Answer, ArticleDraft
 
 RECALL_AT = (1, 3, 5)
 MRR_AT = 10

@@ -1,8 +1,10 @@
 """Shared fixtures: real settings, one embedding model per session, libraries in temporary
-folders, and a real HTTP server on 127.0.0.1 that serves article pages and misbehaves on purpose.
+folders (or databases), and a real HTTP server on 127.0.0.1 that serves article pages and
+misbehaves on purpose.
 
 Nothing here is a mock: the model is the converted packaged model, storage is real SQLite and
-FAISS, and pages travel over real sockets.
+FAISS or a real PostgreSQL with pgvector, and pages travel over real sockets. Tests in modules
+marked `both_engines` run once per storage engine.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 from index.config import Settings, load_settings
 from index.embeddings import Embedder
 from index.library import Library
+from tests.postgres import LocalPostgres
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -73,12 +76,47 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Default settings with data in `tmp_path`; private URLs allowed for the local server."""
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_engines` (and not `embedded_only`) run once per storage engine."""
+    definition = metafunc.definition
+    if (
+        "engine" in metafunc.fixturenames
+        and definition.get_closest_marker("both_engines")
+        and not definition.get_closest_marker("embedded_only")
+    ):
+        metafunc.parametrize("engine", ENGINES, scope="module")
+
+
+@pytest.fixture(scope="module")
+def engine() -> str:
+    """The storage engine of a test's libraries (see `pytest_generate_tests`)."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A PostgreSQL server with pgvector on 127.0.0.1 for the whole session."""
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres")).start()
+    yield server
+    server.stop()
+
+
+def engine_settings(folder: Path, engine: str, request: pytest.FixtureRequest) -> Settings:
+    """Default settings with data in `folder` (and, for PostgreSQL, a new database);
+    private URLs allowed for the local server."""
+    database = request.getfixturevalue("postgres").new_database() if engine != "sqlite" else ""
     return load_settings(settings_environ()).with_overrides(
-        data_dir=tmp_path, allow_private_urls=True
+        data_dir=folder, database_url=database, allow_private_urls=True
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> Settings:
+    """Default settings with data in `tmp_path`, on the test's storage engine."""
+    return engine_settings(tmp_path, engine, request)
 
 
 @pytest.fixture(scope="session")
@@ -276,7 +314,7 @@ def library_state(library: Library, chat_id: str) -> tuple[list[tuple], int]:
     articles = [
         (a.number, a.title, a.text_hash, a.sentence_count) for a in library.articles(chat_id)
     ]
-    return articles, library.vectors.size(chat_id)
+    return articles, library.storage.vector_count(chat_id, library.embedder.model_key)
 
 
 @pytest.fixture

@@ -6,17 +6,14 @@ import pytest
 
 from bot.conversation import (
     Intent,
-    Memory,
     Request,
     add,
-    follow_up,
     group_text,
     owns,
     parse_command,
     read_message,
     source_of,
 )
-from index.answers import Answer
 from index.records import Article
 
 BOT = "article_test_bot"
@@ -86,22 +83,22 @@ class RecordingLibrary:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def add_url(self, chat_id: str, url: str, added_by: str | None = None) -> str:
-        self.calls.append(("url", chat_id, url, added_by))
+    def add_url(self, chat_id: str, url: str, added_by: str | None, request: str | None) -> str:
+        self.calls.append(("url", chat_id, url, added_by, request))
         return "article"
 
-    def add_text(self, chat_id: str, text: str, added_by: str | None = None) -> str:
-        self.calls.append(("text", chat_id, text, added_by))
+    def add_text(self, chat_id: str, text: str, added_by: str | None, request: str | None) -> str:
+        self.calls.append(("text", chat_id, text, added_by, request))
         return "article"
 
 
 def test_adding_fetches_links_and_keeps_texts() -> None:
     library = RecordingLibrary()
-    add(library, "7", "see https://example.com/x", "42")
+    add(library, "7", "see https://example.com/x", "42", "update:9")
     add(library, "7", "Ein ganzer Artikel.\n\nMit Absätzen.")
     assert library.calls == [
-        ("url", "7", "https://example.com/x", "42"),
-        ("text", "7", "Ein ganzer Artikel.\n\nMit Absätzen.", None),
+        ("url", "7", "https://example.com/x", "42", "update:9"),
+        ("text", "7", "Ein ganzer Artikel.\n\nMit Absätzen.", None, None),
     ]
 
 
@@ -119,53 +116,6 @@ def test_in_a_group_the_bot_only_hears_what_is_addressed_to_it(
     text: str, mentioned: bool, replied: bool, expected: str | None
 ) -> None:
     assert group_text(text, BOT, mentioned=mentioned, replied_to_bot=replied) == expected
-
-
-def answer(question: str, found: bool = True) -> Answer:
-    return Answer(question, found=found)
-
-
-def test_a_reply_to_an_answer_follows_up_on_that_answer_anywhere() -> None:
-    memory = Memory()
-    first, second = answer("Who is mediating with Iran?"), answer("What about the strike?")
-    memory.record(10, first)
-    memory.record(12, second)
-    assert follow_up(memory, 10, private=False) == (first, False)
-    assert follow_up(memory, 10, private=True) == (first, False)
-
-
-def test_in_a_private_chat_the_question_after_an_answer_may_follow_up_on_it() -> None:
-    memory = Memory()
-    assert follow_up(memory, None, private=True) == (None, False)
-    latest = answer("Who is mediating with Iran?")
-    memory.record(5, latest)
-    assert follow_up(memory, None, private=True) == (latest, True)
-    assert follow_up(memory, 99, private=True) == (latest, True)  # a reply to something else
-    assert follow_up(memory, None, private=False) == (None, False)  # groups: only by reply
-    memory.interrupt()  # e.g. an article was added in between
-    assert follow_up(memory, None, private=True) == (None, False)
-    assert follow_up(memory, 5, private=True) == (latest, False)
-
-
-def test_only_found_answers_can_be_followed_up() -> None:
-    memory = Memory()
-    memory.record(1, answer("Who?"))
-    memory.record(2, answer("Nonsense?", found=False))
-    assert memory.latest is None and memory.recall(2) is None and memory.recall(1)
-
-
-def test_memory_keeps_a_bounded_number_of_answers() -> None:
-    memory = Memory(limit=3)
-    answers = [answer(f"Question {n}?") for n in range(5)]
-    for message_id, each in enumerate(answers):
-        memory.record(message_id, each)
-    memory.show(2, answers[2])  # used again: kept longest
-    memory.record(5, answer("Another?"))
-    assert [memory.recall(n) is not None for n in range(6)] == [False] * 2 + [True] + [
-        False,
-        True,
-        True,
-    ]
 
 
 def article(number: int, added_by: str | None) -> Article:

@@ -16,9 +16,8 @@ import pytest
 
 from bot.app import build_application
 from bot.terminal import TerminalChat
-from index.answers import Answer, Quote
 from index.errors import UnknownArticle
-from index.records import Article
+from index.records import Answer, Article, Quote
 from tests.telegram_standin import BotApiStandin, Chat, User
 
 TOKEN = "123456:FLOWS"
@@ -30,30 +29,55 @@ GROUP = Chat(-100400, "supergroup", "Readers")
 APOLOGY = "Sorry, something went wrong"
 
 
+class FakeMemory:
+    """Stands in for index.answer.followup.AnswerMemory: answers by chat and message id."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, int], Answer] = {}
+
+    def record(self, chat_id: str, message_id: int, answer: Answer) -> None:
+        self.answers[(chat_id, message_id)] = answer
+
+    show = record
+
+    def recall(self, chat_id: str, message_id: int | None) -> Answer | None:
+        return self.answers.get((chat_id, message_id)) if message_id is not None else None
+
+    def interrupt(self, chat_id: str) -> None:
+        pass
+
+
 class FakeLibrary:
-    """Stands in for index.Library: five canned quotes per question, and a log of questions."""
+    """Stands in for index.Library: five canned quotes per question, and a log of questions
+    with what the bot said about them (the message replied to, whether the chat is private).
+    Which question follows up on which answer is the index's call (tests/test_index_followup)."""
 
     def __init__(self) -> None:
         self.settings = SimpleNamespace(max_quotes=3)
-        self.asked: list[tuple[str, str, str | None, bool]] = []
+        self.asked: list[tuple[str, str, int | None, bool]] = []
         self.chats: dict[str, list[Article]] = {}
+        self.memory = FakeMemory()
 
     def ask(
-        self, chat_id: str, question: str, previous: Answer | None = None, implicit: bool = False
+        self, chat_id: str, question: str, replied_to: int | None = None, private: bool = False
     ) -> Answer:
         if question == "boom":
             raise RuntimeError("the index broke")
-        self.asked.append((chat_id, question, previous and previous.question, implicit))
+        self.asked.append((chat_id, question, replied_to, private))
         quotes = [self._quote(f"Satz {n} zu {question}", n) for n in range(5)]
         return Answer(question, quotes, found=True)
 
     def context(self, chat_id: str, quote: Quote, around: int = 2) -> list[Quote]:
         return [self._quote("Davor.", quote.position - 1), quote]
 
-    def add_url(self, chat_id: str, url: str, added_by: str | None = None) -> Article:
+    def add_url(
+        self, chat_id: str, url: str, added_by: str | None = None, request: str | None = None
+    ) -> Article:
         return self._add(chat_id, url, added_by)
 
-    def add_text(self, chat_id: str, text: str, added_by: str | None = None) -> Article:
+    def add_text(
+        self, chat_id: str, text: str, added_by: str | None = None, request: str | None = None
+    ) -> Article:
         return self._add(chat_id, text[:20], added_by)
 
     def articles(self, chat_id: str) -> list[Article]:
@@ -147,26 +171,25 @@ def test_in_a_group_the_bot_answers_only_when_addressed(
     chat = str(GROUP.id)
     assert library.asked == [
         (chat, "Who is mediating?", None, False),
-        (chat, "And the Kremlin?", "Who is mediating?", False),
-        (chat, "Und Chamenei?", "And the Kremlin?", False),
+        (chat, "And the Kremlin?", answer["message_id"], False),
+        (chat, "Und Chamenei?", follow["message_id"], False),
     ]
+    assert library.memory.recall(chat, follow["message_id"]).question == "And the Kremlin?"
 
 
-def test_in_a_private_chat_the_next_question_may_follow_up_until_something_else_happens(
+def test_in_a_private_chat_questions_are_asked_as_private_ones(
     standin: BotApiStandin, library: FakeLibrary
 ) -> None:
     me = Chat(ALICE.id)
     first = says(standin, me, ALICE, "Who is mediating with Iran?")
     says(standin, me, ALICE, "What did the Kremlin say?")
     assert says(standin, me, ALICE, "https://example.com/a")["text"].startswith("Added #1:")
-    says(standin, me, ALICE, "Was sagte Chamenei?")
     says(standin, me, ALICE, "Und Trump?", reply_to=first)
     chat = str(ALICE.id)
     assert library.asked == [
-        (chat, "Who is mediating with Iran?", None, False),
-        (chat, "What did the Kremlin say?", "Who is mediating with Iran?", True),
-        (chat, "Was sagte Chamenei?", None, False),
-        (chat, "Und Trump?", "Who is mediating with Iran?", False),
+        (chat, "Who is mediating with Iran?", None, True),
+        (chat, "What did the Kremlin say?", None, True),
+        (chat, "Und Trump?", first["message_id"], True),
     ]
 
 
@@ -182,10 +205,10 @@ def test_messages_of_one_chat_are_handled_in_order(
         "And the Kremlin?",
         "Und Chamenei?",
     ]
-    assert [previous for _, _, previous, _ in library.asked] == [
-        None,
+    assert [question for _, question, _, _ in library.asked] == [
         "Who is mediating?",
         "And the Kremlin?",
+        "Und Chamenei?",
     ]
 
 
@@ -204,8 +227,10 @@ def test_buttons_show_more_quotes_and_the_context(
     context = standin.wait_for_message(me.id, timeout=10)
     assert context["text"].startswith("Davor. Satz 3 zu Wer vermittelt?")
     assert context["reply_to"] == answer["message_id"]
-    follow = says(standin, me, BOB, "Und dann?", reply_to=context)  # the context belongs to it
-    assert follow and library.asked[-1][2:] == ("Wer vermittelt?", False)
+    follow = says(standin, me, BOB, "Und dann?", reply_to=context)
+    assert follow and library.asked[-1][2:] == (context["message_id"], True)
+    remembered = library.memory.recall(str(BOB.id), context["message_id"])
+    assert remembered.question == "Wer vermittelt?"  # the context belongs to the answer
 
 
 def test_in_a_group_admins_and_the_person_who_added_may_remove(
@@ -236,18 +261,11 @@ def test_the_terminal_chat_decides_like_a_private_chat() -> None:
     assert chat.respond("/more") == "Ask a question first."
     assert chat.respond("Who is mediating with Iran?").startswith("1. “Satz 0 zu Who")
     chat.respond("What did the Kremlin say?")
-    assert library.asked[-1] == (
-        "terminal",
-        "What did the Kremlin say?",
-        "Who is mediating with Iran?",
-        True,
-    )
+    assert library.asked[-1] == ("terminal", "What did the Kremlin say?", None, True)
     assert chat.respond("/more").startswith("4. “Satz 3 zu What did the Kremlin say?”")
     assert chat.respond("/more") == "No more quotes."
     assert chat.respond("/context").startswith("Davor. »Satz 3 zu What did the Kremlin say?«")
     assert chat.respond("https://example.com/a").startswith("Added #1: https://example.com/a")
-    chat.respond("/ask Und Chamenei?")
-    assert library.asked[-1][2:] == (None, False)  # adding an article ended the thread
     assert chat.respond("/remove 9") == "There is no article #9 in this library; /list shows them."
     assert chat.respond("/forget").endswith("Type yes to confirm: ")
     assert chat.respond("no") == "Nothing was forgotten."

@@ -14,8 +14,7 @@ from bot.render import (
     visible_length,
 )
 from bot.texts import GERMAN, all_texts
-from index.answers import Answer, Quote
-from index.records import Article
+from index.records import Answer, Article, Quote
 from tests.telegram_standin import parse_html
 
 

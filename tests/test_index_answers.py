@@ -9,25 +9,28 @@ from pathlib import Path
 
 import pytest
 
-from index.answers import MAX_JOINED_CHARS, Answer, Quote, quote_highlights, quoted_sentences
-from index.config import Settings, load_settings
+from index.answer.quote import MAX_JOINED_CHARS, quote_highlights, quoted_sentences
+from index.config import Settings
 from index.embeddings import Embedder
 from index.library import Library
-from index.records import Article, Sentence
-from tests.conftest import SEED_ARTICLE, fixture_bytes, fixture_text, settings_environ
+from index.records import Answer, Article, Quote, Sentence
+from tests.conftest import SEED_ARTICLE, engine_settings, fixture_bytes, fixture_text
+
+pytestmark = pytest.mark.both_engines
 
 CHAT = "readers"
 
 
 @pytest.fixture(scope="module")
 def stocked(
-    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: Embedder,
+    engine: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[tuple[Library, Article, Article]]:
     """One library for the module (only asked, never changed): the German seed article and
     the English night-bus article."""
-    settings = load_settings(settings_environ()).with_overrides(
-        data_dir=tmp_path_factory.mktemp("answers")
-    )
+    settings = engine_settings(tmp_path_factory.mktemp("answers"), engine, request)
     library = Library(settings, embedder=embedder)
     seed = library.add_text(CHAT, fixture_text(SEED_ARTICLE))
     buses = library.add_file(CHAT, "en_article.html", fixture_bytes("en_article.html"))
@@ -122,14 +125,17 @@ def test_unrelated_question_gets_no_answer(
     assert answer.as_dict()["quotes"] == []
 
 
-def test_library_data_folder_is_where_the_settings_say(
-    stocked: tuple[Library, Article, Article],
+def test_library_data_is_where_the_settings_say(
+    stocked: tuple[Library, Article, Article], engine: str
 ) -> None:
-    """The database and the vector files live in the configured data folder."""
-    library, _seed, _buses = stocked
+    """The embedded engine keeps the database and the vector files in the configured data
+    folder; with a database URL, everything is in that database and nothing in the folder."""
+    library, seed, buses = stocked
     data = Path(library.settings.data_dir)
-    assert (data / "library.sqlite3").is_file()
-    assert list((data / "vectors").rglob("*.faiss"))
+    assert (data / "library.sqlite3").is_file() is (engine == "sqlite")
+    assert bool(list(data.rglob("*.faiss"))) is (engine == "sqlite")
+    vectors = library.storage.vector_count(CHAT, library.embedder.model_key)
+    assert vectors == seed.sentence_count + buses.sentence_count
 
 
 TRAM_ARTICLE = (

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from index.answers import Answer, Quote
 from index.evaluation import EvalQuestion, Evaluation, hit_rank, load_questions, summarise
 from index.library import Library
-from index.records import Article, Sentence
+from index.records import Answer, Article, Quote, Sentence
 
 XQUAD = Path(__file__).resolve().parents[2] / "shared" / "eval" / "xquad"
 SLICE = ("xquad-002", "xquad-004")  # Normans, Computational complexity theory
@@ -138,7 +137,7 @@ def test_metrics_on_an_xquad_slice_match_an_independent_count(
     assert result["n"] == len(questions) == 2 * QUESTIONS_PER_ARTICLE
 
     article_ids = evaluation.build("de")
-    (chat,) = {library.store.article_by_id(i).chat_id for i in article_ids.values()}
+    (chat,) = {a.chat_id for a in library.storage.articles_by_ids(article_ids.values()).values()}
     ranks = []
     words = []
     for question in questions:

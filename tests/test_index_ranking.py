@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from index.answers import Answer
+from index.answer.query import Query, _words
+from index.answer.retrieve import WordRarity, _highlights, _match, _spread_over_words
 from index.config import Settings
-from index.embeddings import Embedder, TokenVectors
+from index.embeddings import Embedder
 from index.library import Library
-from index.retrieval import Query, WordRarity, _highlights, _match, _spread_over_words, _words
+from index.records import Answer, TokenVectors
 
 CHAT = "ranking"
 
@@ -31,6 +32,8 @@ AMAZON = (
     "Die Artenvielfalt ist enorm, Forscher entdecken jedes Jahr neue Pflanzen. "
     "Seit Jahrzehnten schrumpft die Waldfläche durch Rodungen."
 )
+
+pytestmark = pytest.mark.both_engines
 
 
 @pytest.fixture
@@ -100,9 +103,11 @@ def test_follow_up_prefers_the_earlier_answers_article(library: Library) -> None
         "Ein Sprecher des Kremls sagte, Moskau sei zu allem bereit, um dies zu erreichen.",
     )
     strike = library.ask(CHAT, "When is the train strike?")
+    library.memory.record(CHAT, 1, strike)
     iran = library.ask(CHAT, "Who offers to help with Iran?")
-    follow_strike = library.ask(CHAT, "What did the spokesperson say?", previous=strike)
-    follow_iran = library.ask(CHAT, "What did the spokesperson say?", previous=iran)
+    library.memory.record(CHAT, 2, iran)
+    follow_strike = library.ask(CHAT, "What did the spokesperson say?", replied_to=1)
+    follow_iran = library.ask(CHAT, "What did the spokesperson say?", replied_to=2)
     assert "Bahn" in top(follow_strike)
     assert "Kreml" in top(follow_iran)
     assert follow_iran.context == iran.question
@@ -113,12 +118,11 @@ def test_an_implicit_follow_up_stands_alone_when_it_has_its_own_answer(library: 
     library.add_text(CHAT, AMAZON)
     library.add_text(CHAT, MUSEUM)
     first = library.ask(CHAT, "Zu wie vielen Nationen gehört die Region?")
-    alone = library.ask(
-        CHAT, "Steigen die Eintrittspreise im Stadtmuseum?", previous=first, implicit=True
-    )
+    library.memory.record(CHAT, 1, first)
+    alone = library.ask(CHAT, "Steigen die Eintrittspreise im Stadtmuseum?", private=True)
     assert alone.context == ""
     assert top(alone).startswith("Die Eintrittspreise")
-    leaning = library.ask(CHAT, "Und was bedroht ihn?", previous=first, implicit=True)
+    leaning = library.ask(CHAT, "Und was bedroht ihn?", private=True)
     assert leaning.context == first.question
 
 
@@ -141,7 +145,7 @@ def test_question_words_and_punctuation_carry_no_weight(library: Library) -> Non
     }
     assert not content["Wie"] and not content["?"]
     assert any(flag for token, flag in content.items() if token.startswith("Nation"))
-    rarity = WordRarity(library.store, library.embedder.model_key)
+    rarity = WordRarity(library.storage, library.embedder.model_key)
     weights = rarity.weights(CHAT, query.tokens.ids)
     assert weights.min() > 0
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from index.answer.quote import refers_back
 from index.config import Settings
+from index.ingest.split import SentenceSplitter
 from index.library import Library
-from index.sentences import SentenceSplitter, refers_back
 from tests.conftest import SEED_ARTICLE, fixture_text
 
 

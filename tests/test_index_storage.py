@@ -1,10 +1,13 @@
-"""Storage: SQLite is the truth and FAISS files follow it. Restarts, lost or damaged vector
-files, removals, separate chats and the embedding cache, all through the Library."""
+"""Storage, through the Library, on both engines: restarts, removals, separate chats, the
+embedding cache, concurrent writers. For the embedded engine also its own files: SQLite is the
+truth and FAISS files follow it (lost or damaged vector files), and old databases are
+upgraded in place."""
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index.answers import Answer
 from index.config import Settings
 from index.embeddings import Embedder
 from index.errors import DuplicateArticle, UnknownArticle
 from index.library import Library
-from index.records import Article
+from index.records import Answer, Article
 from tests.conftest import SEED_ARTICLE, fixture_bytes, fixture_text, library_state
+
+pytestmark = pytest.mark.both_engines
 
 GERMAN = "de-chat"
 ENGLISH = "en-chat"
@@ -69,7 +73,11 @@ def faiss_file(settings: Settings, chat: str) -> Path:
 
 
 def vector_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "index.vectors"]
+    return [r.getMessage() for r in caplog.records if r.name == "index.storage.faiss_files"]
+
+
+def vector_count(library: Library, chat: str) -> int:
+    return library.storage.vector_count(chat, library.embedder.model_key)
 
 
 def assert_only_from(answer: Answer, articles: list[Article]) -> None:
@@ -135,6 +143,7 @@ def corrupt_by_deleting(path: Path) -> None:
     path.unlink()
 
 
+@pytest.mark.embedded_only
 @pytest.mark.parametrize(
     "damage",
     [corrupt_with_garbage, corrupt_by_truncating, corrupt_to_empty, corrupt_by_deleting],
@@ -154,9 +163,10 @@ def test_damaged_or_missing_vector_file_is_rebuilt(
     assert quotes_of(restarted.ask(GERMAN, IRAN_QUESTION)) == quotes_of(answer)
     assert library_state(restarted, GERMAN)[1] == seed.sentence_count
     restarted.close()
-    assert reopen().vectors.size(GERMAN) == seed.sentence_count
+    assert vector_count(reopen(), GERMAN) == seed.sentence_count
 
 
+@pytest.mark.embedded_only
 def test_vector_file_behind_the_database_is_rebuilt(
     library: Library, settings: Settings, reopen: Any
 ) -> None:
@@ -172,11 +182,12 @@ def test_vector_file_behind_the_database_is_rebuilt(
     restarted = reopen()
     answer = restarted.ask(ENGLISH, IRAN_QUESTION)
     assert answer.quotes[0].article_id == seed.id
-    assert restarted.vectors.size(ENGLISH) == sum(
+    assert vector_count(restarted, ENGLISH) == sum(
         a.sentence_count for a in restarted.articles(ENGLISH)
     )
 
 
+@pytest.mark.embedded_only
 def test_vector_file_ahead_of_the_database_is_rebuilt(
     library: Library, settings: Settings, reopen: Any
 ) -> None:
@@ -192,7 +203,7 @@ def test_vector_file_ahead_of_the_database_is_rebuilt(
 
     restarted = reopen()
     assert_only_from(restarted.ask(ENGLISH, IRAN_QUESTION), [english])
-    assert restarted.vectors.size(ENGLISH) == english.sentence_count
+    assert vector_count(restarted, ENGLISH) == english.sentence_count
 
 
 # ---- removing and forgetting ------------------------------------------------------------------
@@ -209,7 +220,7 @@ def test_removed_article_is_never_quoted_again(library: Library, reopen: Any) ->
     assert removed.id == seed.id
     assert library.articles(GERMAN) == [english]
     assert_only_from(library.ask(GERMAN, IRAN_QUESTION), [english])
-    assert library.vectors.size(GERMAN) == english.sentence_count
+    assert vector_count(library, GERMAN) == english.sentence_count
     with pytest.raises(UnknownArticle):
         library.article(GERMAN, seed.number)
     library.close()
@@ -285,6 +296,7 @@ def test_two_chats_never_mix(library: Library) -> None:
     assert library.ask(ENGLISH, BUS_QUESTION).quotes[0].article_id == english.id
 
 
+@pytest.mark.embedded_only
 def test_chat_ids_that_look_alike_keep_separate_vector_files(
     library: Library, reopen: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -332,7 +344,7 @@ def test_articles_added_at_the_same_time(library: Library) -> None:
     assert len(added) == 3 and sum(isinstance(r, DuplicateArticle) for r in results) == 1
     assert sorted(a.number for a in added) == [1, 2, 3]
     assert library.articles(GERMAN) == sorted(added, key=lambda a: a.number)
-    assert library.vectors.size(GERMAN) == sum(a.sentence_count for a in added)
+    assert vector_count(library, GERMAN) == sum(a.sentence_count for a in added)
     hall = library.ask(GERMAN, "Wann öffnet das Hallenbad in Riehen?").quotes[0]
     assert "Hallenbad" in hall.text
 
@@ -414,19 +426,44 @@ def test_switching_the_ranking_mode_keeps_every_article_searchable(
         again.close()
 
 
+@pytest.mark.embedded_only
 def test_a_data_folder_from_an_older_schema_is_refused_with_a_clear_message(
     settings: Settings, embedder: Embedder
 ) -> None:
-    """An old database is never half-read: opening it says what to do."""
-    import sqlite3
-
+    """A database of a development version before the first release is never half-read:
+    opening it says what to do."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     old = sqlite3.connect(settings.database_path)
     old.execute("CREATE TABLE sentences (id INTEGER PRIMARY KEY, embedding_key TEXT)")
+    old.execute("PRAGMA user_version = 2")
     old.commit()
     old.close()
-    with pytest.raises(RuntimeError, match="older articlebot"):
+    with pytest.raises(RuntimeError, match="development version"):
         Library(settings, embedder=embedder)
+
+
+@pytest.mark.embedded_only
+def test_a_data_folder_of_the_first_release_is_upgraded_in_place(
+    library: Library, settings: Settings, reopen: Any
+) -> None:
+    """A data folder written by the first release (schema 4) is migrated when opened: its
+    articles, numbers and answers are all there, and it takes new ones."""
+    seed = add_seed(library)
+    answer = library.ask(GERMAN, IRAN_QUESTION)
+    library.close()
+    old = sqlite3.connect(settings.database_path)
+    old.executescript(
+        "DROP TABLE answer_messages; DROP TABLE latest_answers; DROP INDEX articles_by_request;"
+        " ALTER TABLE articles DROP COLUMN request; PRAGMA user_version = 4;"
+    )
+    old.close()
+
+    upgraded = reopen()
+    assert upgraded.articles(GERMAN) == [seed]
+    assert quotes_of(upgraded.ask(GERMAN, IRAN_QUESTION)) == quotes_of(answer)
+    assert upgraded.add_text(GERMAN, SHORT_GERMAN).number == 2
+    version = upgraded.storage._query("PRAGMA user_version")[0][0]
+    assert version == 5
 
 
 def test_articles_added_by_another_process_are_found_at_once(library: Library, reopen: Any) -> None:
@@ -448,7 +485,7 @@ def test_forgetting_also_drops_what_the_model_made_of_the_articles(library: Libr
     add_seed(library, "b")
 
     def encodings() -> int:
-        return library.store._query("SELECT COUNT(*) FROM encodings")[0][0]
+        return library.storage._query("SELECT COUNT(*) FROM encodings")[0][0]
 
     shared = encodings()
     library.forget("a")

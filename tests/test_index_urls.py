@@ -12,7 +12,7 @@ import pytest
 from index.config import Settings
 from index.embeddings import Embedder
 from index.errors import ArticleRejected, DuplicateArticle
-from index.fetch import PageFetcher
+from index.ingest.fetch import PageFetcher
 from index.library import Library
 from tests.conftest import ArticleServer, library_state
 
@@ -279,7 +279,7 @@ def test_redirect_to_a_private_address_is_refused(
     """An allowed host that redirects to an internal one (here localhost) is refused before the
     internal address is requested."""
     strict_settings = stocked_library.settings.with_overrides(allow_private_urls=False)
-    stocked_library.fetcher = LoopbackCountsAsPublicFetcher(strict_settings)
+    stocked_library.ingest.fetcher = LoopbackCountsAsPublicFetcher(strict_settings)
     mark = article_server.mark()
     message = refused(stocked_library, article_server.url("to-private/de_article.html"))
     assert "localhost is on a private or local network" in message
@@ -291,7 +291,7 @@ def test_allowed_hosts_still_work_with_the_stand_in_fetcher(
 ) -> None:
     """Control for the test above: the same fetcher fetches from the "public" host, so the
     refusal there comes from the redirect target alone."""
-    library.fetcher = LoopbackCountsAsPublicFetcher(
+    library.ingest.fetcher = LoopbackCountsAsPublicFetcher(
         settings.with_overrides(allow_private_urls=False)
     )
     assert library.add_url(CHAT, article_server.url("redirect/en_article.html")).number == 1

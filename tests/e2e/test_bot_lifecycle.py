@@ -49,9 +49,11 @@ def test_group_conversation_is_left_alone_and_mentions_are_answered(
     assert "Lokführerstreik" not in listing, "a link in the conversation was added"
 
 
-def test_restart_keeps_the_library_and_old_buttons_get_a_polite_answer(
+def test_restart_keeps_the_library_the_buttons_and_the_follow_ups(
     standin: BotApiStandin, bot: BotProcess, news_site: str
 ) -> None:
+    """After a restart, "More" on an answer given before still pages through it, and a reply
+    to that answer is still read as a follow-up to it."""
     alice = Person(standin, Chat(ALICE.id), ALICE)
     alice.says(f"{news_site}/russland-iran.html")
     before = alice.says("Who is mediating with Iran?")
@@ -62,7 +64,10 @@ def test_restart_keeps_the_library_and_old_buttons_get_a_polite_answer(
     bot.start()
 
     pressed = alice.presses(before, "more:3")
-    assert alice.callback_answer(pressed) == "This answer is too old — please ask again."
+    more = alice.edit(before["message_id"])
+    assert alice.callback_answer(pressed) is None
+    assert buttons(more)[-1] == "context:3" and quotes(more)
+    assert not set(quotes(more)) & set(quotes(before))
     assert alice.says("/list")["text"].startswith(f"#1 {IRAN_TITLE}")
-    after = alice.says("Who is mediating with Iran?", reply_to=before)
-    assert quotes(after) == quotes(before)
+    after = alice.says("And what did the Kremlin say?", reply_to=before)
+    assert "Who is mediating with Iran?" in after["text"]  # read with the earlier question

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 
 import spacy
 from spacy.language import Language
@@ -17,27 +16,13 @@ from spacy.symbols import ORTH
 from spacy.tokens import Doc
 
 from index.config import Settings
+from index.records import SentenceSpan
 
 _PARAGRAPH = re.compile(r"[^\n]+")
 # Opening and closing quotation marks per language ("“" opens in English but closes in German).
 _QUOTE_PAIRS = {"de": (("«", "»"), ("„", "“")), "en": (("“", "”"), ("‘", "’"))}
 _DEFAULT_QUOTE_PAIRS = (("«", "»"), ("“", "”"))
 _MAX_MERGED_CHARS = 600
-# Words that point back to an earlier sentence: third-person pronouns, possessives and
-# demonstratives, and German "da-" adverbs ("dabei", "davon": "at that", "of that"). "That" and
-# "such" are left out: "that" mostly joins clauses, "such as" introduces examples.
-_BACK_REFERENCE_WORDS = {
-    "de": "er sie es ihr ihre ihren ihrem ihrer ihres sein seine seinen seinem seiner seines"
-    " dies diese dieser dieses diesen diesem jene jener jenes jenen jenem solche solcher solches"
-    " solchen dabei dadurch dafür dagegen daher damit danach daneben darauf daraus darin darüber"
-    " davon davor dazu",
-    "en": "he she it they his her its their this these those",
-}
-_BACK_REFERENCES = {
-    language: frozenset(words.split()) for language, words in _BACK_REFERENCE_WORDS.items()
-}
-# A back reference counts among a sentence's first few words ("During this period, ...").
-_OPENING_WORDS = 3
 # Words whose full stop spaCy takes for the end of a sentence: "etc" and Roman numerals.
 _ABBREVIATED = re.compile(r"etc|[IVXLCDM]{2,}")
 # Numbers that are not ordinals although a full stop follows them: years and amounts of three
@@ -82,15 +67,6 @@ def _starts_sentence(doc: Doc, i: int) -> bool:
         return True
     opening = doc[i].is_quote or doc[i].is_left_punct
     return opening and i + 1 < len(doc) and doc[i + 1].text[:1].isupper()
-
-
-@dataclass(frozen=True)
-class SentenceSpan:
-    """A sentence as offsets into the article text, with the paragraph it belongs to."""
-
-    start: int
-    end: int
-    paragraph: int
 
 
 def _quote_pairs(paragraph: str, language: str) -> tuple[tuple[str, str], ...]:
@@ -162,14 +138,6 @@ class SentenceSplitter:
                     start, end = stripped
                     spans.append(SentenceSpan(match.start() + start, match.start() + end, number))
         return spans
-
-
-def refers_back(sentence: str, language: str) -> bool:
-    """Whether a sentence opens by pointing back to the one before it ("These include ...",
-    "Dabei ..."), so that quoting it alone would leave the reader asking what "these" are."""
-    words = _BACK_REFERENCES.get(language, frozenset())
-    opening = re.findall(r"\w+", sentence)[:_OPENING_WORDS]
-    return any(word.casefold() in words for word in opening)
 
 
 def _merge_open_quotes(

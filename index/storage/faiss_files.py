@@ -1,8 +1,8 @@
-"""FAISS indexes of sentence vectors, one per chat, persisted as one file per chat.
+"""FAISS indexes of one model's sentence vectors, one per chat, persisted as one file per chat.
 
-A chat's index maps FAISS ids to sentence ids of the SQLite store. The file is a cache of what
-SQLite holds: when it is missing, unreadable or out of step with the database (the process
-stopped between the two writes), it is rebuilt from the vectors cached in SQLite.
+A chat's index maps FAISS ids to sentence ids of the SQLite database. The file is a cache of
+what SQLite holds: when it is missing, unreadable or out of step with the database (the
+process stopped between the two writes), it is rebuilt from the vectors stored in SQLite.
 """
 
 from __future__ import annotations
@@ -12,46 +12,41 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+import uuid
 from pathlib import Path
+from typing import Protocol
 
 import faiss
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
-# Rebuilds a chat's (sentence ids, vectors) from the database.
-VectorSource = Callable[[str], tuple[np.ndarray, np.ndarray]]
-# The sentence ids the database holds for a chat.
-IdSource = Callable[[str], np.ndarray]
-# A number that changes whenever a chat's articles change in the database.
-VersionSource = Callable[[str], int]
+
+class VectorSource(Protocol):
+    """What the files are rebuilt from: the SQLite side of the embedded engine."""
+
+    def chat_vectors(self, chat_id: str, model: str) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def chat_sentence_ids(self, chat_id: str) -> np.ndarray: ...
+
+    def chat_version(self, chat_id: str) -> int: ...
 
 
 def _new_index(dimension: int) -> faiss.IndexIDMap2:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
 
 
-class VectorIndexes:
+class VectorFiles:
     """Per-chat exact inner-product search (vectors are normalised, so this is cosine).
 
     Each chat has its own lock, so one chat's rebuild never holds up another's search. A chat's
-    index in memory is reloaded whenever the database's version of the chat has moved on (the
-    command line added an article while the bot runs)."""
+    index in memory is reloaded whenever the database's version of the chat has moved on
+    (another process added an article)."""
 
-    def __init__(
-        self,
-        folder: Path,
-        dimension: int,
-        vectors_of: VectorSource,
-        ids_of: IdSource,
-        version_of: VersionSource,
-    ) -> None:
+    def __init__(self, folder: Path, model: str, source: VectorSource) -> None:
         self.folder = folder
-        self.dimension = dimension
-        self._vectors_of = vectors_of
-        self._ids_of = ids_of
-        self._version_of = version_of
+        self.model = model
+        self._source = source
         self._indexes: dict[str, tuple[int, faiss.IndexIDMap2]] = {}
         self._locks: dict[str, threading.RLock] = {}
         self._locks_lock = threading.Lock()
@@ -62,7 +57,7 @@ class VectorIndexes:
             return self._locks.setdefault(chat_id, threading.RLock())
 
     def _path(self, chat_id: str) -> Path:
-        safe = re.sub(r"[^A-Za-z0-9_-]", "_", chat_id)
+        safe = re.sub(r"[^A-Za-z0-9_-]", "_", chat_id)[:64]
         if safe != chat_id:  # "a.b" and "a/b" must not share the file of chat "a_b"
             safe += "-" + hashlib.sha1(chat_id.encode()).hexdigest()[:12]
         return self.folder / f"chat_{safe}.faiss"
@@ -71,7 +66,7 @@ class VectorIndexes:
         self, chat_id: str, adding: np.ndarray | None = None, removing: np.ndarray | None = None
     ) -> faiss.IndexIDMap2:
         """The chat's index, current with the database (call with the chat's lock held)."""
-        version = self._version_of(chat_id)
+        version = self._source.chat_version(chat_id)
         cached = self._indexes.get(chat_id)
         if cached is None or cached[0] != version:
             cached = (version, self._load_or_rebuild(chat_id, adding, removing))
@@ -87,7 +82,7 @@ class VectorIndexes:
         may still lack (or hold) exactly those: that is in step, not out of date.
         """
         path = self._path(chat_id)
-        expected = np.sort(self._ids_of(chat_id))
+        expected = np.sort(self._source.chat_sentence_ids(chat_id))
         empty = np.zeros(0, dtype=np.int64)
         adding = empty if adding is None else np.asarray(adding, dtype=np.int64)
         removing = empty if removing is None else np.asarray(removing, dtype=np.int64)
@@ -97,31 +92,36 @@ class VectorIndexes:
                 stored = faiss.vector_to_array(index.id_map)
                 current = np.union1d(np.setdiff1d(stored, removing), adding)
                 in_step = len(np.unique(stored)) == len(stored)
-                if in_step and index.d == self.dimension and np.array_equal(current, expected):
+                if in_step and np.array_equal(current, expected):
                     return index
                 logger.warning("Vector file of chat %s is out of date; rebuilding", chat_id)
-            except (RuntimeError, AttributeError):  # AttributeError: not an IndexIDMap2
+            except (RuntimeError, AttributeError, MemoryError):  # damaged, or not IndexIDMap2
                 logger.warning("Vector file of chat %s is unreadable; rebuilding", chat_id)
-        ids, vectors = self._vectors_of(chat_id)
-        index = _new_index(self.dimension)
+        ids, vectors = self._source.chat_vectors(chat_id, self.model)
+        index = _new_index(vectors.shape[1] if len(ids) else 1)
         if len(ids):
             index.add_with_ids(vectors, ids)
         if len(ids) != len(expected):
-            logger.warning(
-                "Chat %s: %d sentences lack cached vectors", chat_id, len(expected) - len(ids)
-            )
+            logger.warning("Chat %s: %d sentences lack vectors", chat_id, len(expected) - len(ids))
         self._save(chat_id, index)
         return index
 
     def _save(self, chat_id: str, index: faiss.IndexIDMap2) -> None:
+        """Write the file under a name of its own first, so writers never share a half file."""
         path = self._path(chat_id)
-        temporary = path.with_suffix(".tmp")
-        faiss.write_index(index, str(temporary))
-        os.replace(temporary, path)
+        temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            faiss.write_index(index, str(temporary))
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def add(self, chat_id: str, ids: np.ndarray, vectors: np.ndarray) -> None:
         with self._lock(chat_id):
             index = self._index(chat_id, adding=ids)
+            if index.ntotal == 0 and index.d != vectors.shape[1]:  # empty so far: d unknown
+                index = _new_index(vectors.shape[1])
+                self._indexes[chat_id] = (self._indexes[chat_id][0], index)
             present = set(faiss.vector_to_array(index.id_map).tolist())
             new = np.array([i not in present for i in ids.tolist()], dtype=bool)
             if new.any():
@@ -137,7 +137,7 @@ class VectorIndexes:
 
     def forget(self, chat_id: str) -> None:
         with self._lock(chat_id):
-            self._indexes[chat_id] = (self._version_of(chat_id), _new_index(self.dimension))
+            self._indexes.pop(chat_id, None)
             self._path(chat_id).unlink(missing_ok=True)
 
     def size(self, chat_id: str) -> int:

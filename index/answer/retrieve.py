@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from index.embeddings import Encoding, TokenVectors
-from index.store import Store
-from index.vectors import VectorIndexes
+from index.answer.query import Query
+from index.records import Hit, TokenVectors
+from index.storage.base import Storage
 
 # How many embedding neighbours are re-ranked.
 CANDIDATES = 40
@@ -44,68 +43,6 @@ FOLLOW_UP_BONUS = 0.05
 CROSS_LANGUAGE_BONUS = 0.05
 # A question token matched at least this well marks the sentence word for highlighting.
 HIGHLIGHT_SIMILARITY = 0.6
-
-
-@dataclass(frozen=True)
-class Hit:
-    sentence_id: int
-    score: float
-    highlights: tuple[tuple[int, int], ...] = ()
-
-
-@dataclass(frozen=True)
-class Query:
-    """What to search for: a question's encoding, optionally with earlier questions' context.
-
-    `emphasis` scales each token's weight (1 for the question itself, less for context);
-    `words` numbers the word each token belongs to."""
-
-    vector: np.ndarray
-    tokens: TokenVectors
-    emphasis: np.ndarray
-    words: np.ndarray
-    language: str
-    prefer_articles: frozenset[int] = field(default_factory=frozenset)
-
-    @classmethod
-    def of(cls, encoding: Encoding, language: str) -> Query:
-        emphasis = np.ones(len(encoding.tokens.ids), dtype=np.float32)
-        return cls(encoding.vector, encoding.tokens, emphasis, _words(encoding.tokens), language)
-
-    def with_context(self, context: Encoding, weight: float, articles: frozenset[int]) -> Query:
-        """This query read in the light of an earlier question (a follow-up).
-
-        The earlier question's words weigh `weight` times as much as this one's in all, so a
-        long earlier question never drowns out a short follow-up."""
-        vector = self.vector + weight * context.vector
-        tokens = TokenVectors(
-            ids=np.concatenate([self.tokens.ids, context.tokens.ids]),
-            spans=np.concatenate([self.tokens.spans, context.tokens.spans]),
-            vectors=np.concatenate([self.tokens.vectors, context.tokens.vectors]),
-            content=np.concatenate([self.tokens.content, context.tokens.content]),
-        )
-        context_words = _words(context.tokens)
-        share = _count_words(self.words, self.tokens.content) / _count_words(
-            context_words, context.tokens.content
-        )
-        emphasis = np.concatenate(
-            [self.emphasis, np.full(len(context.tokens.ids), weight * share, dtype=np.float32)]
-        )
-        words = np.concatenate([self.words, self.words.max(initial=-1) + 1 + context_words])
-        vector = vector / np.linalg.norm(vector)
-        return Query(vector, tokens, emphasis, words, self.language, articles)
-
-
-def _words(tokens: TokenVectors) -> np.ndarray:
-    """Which word each token belongs to: the tokens of one word touch each other."""
-    starts = np.ones(len(tokens.ids), dtype=bool)
-    touching = tokens.spans[1:, 0] == tokens.spans[:-1, 1]
-    starts[1:] = ~(touching & tokens.content[1:] & tokens.content[:-1])
-    return np.cumsum(starts) - 1
-
-
-def _count_words(words: np.ndarray, content: np.ndarray) -> int:
-    return max(1, len(np.unique(words[content])))
 
 
 def _spread_over_words(weights: np.ndarray, words: np.ndarray) -> np.ndarray:
@@ -124,17 +61,17 @@ class WordRarity:
     """Inverse document frequency of token ids per chat, computed when first needed and again
     whenever the chat's articles have changed."""
 
-    def __init__(self, store: Store, model_key: str) -> None:
-        self.store = store
+    def __init__(self, storage: Storage, model_key: str) -> None:
+        self.storage = storage
         self.model_key = model_key
         self._tables: dict[str, tuple[int, int, Counter]] = {}
 
     def weights(self, chat_id: str, ids: np.ndarray) -> np.ndarray:
-        version = self.store.chat_version(chat_id)
+        version = self.storage.chat_version(chat_id)
         table = self._tables.get(chat_id)
         if table is None or table[0] != version:
             counts: Counter = Counter()
-            sentences = self.store.chat_token_ids(chat_id, self.model_key)
+            sentences = self.storage.chat_token_ids(chat_id, self.model_key)
             for token_ids in sentences:
                 counts.update(set(token_ids.tolist()))
             table = self._tables[chat_id] = (version, len(sentences), counts)
@@ -181,22 +118,20 @@ def _highlights(
 class Retriever:
     """Ranks a chat's sentences for a query; see the module docstring for how."""
 
-    def __init__(
-        self, store: Store, vectors: VectorIndexes, model_key: str, contextual: bool
-    ) -> None:
-        self.store = store
-        self.vectors = vectors
+    def __init__(self, storage: Storage, model_key: str, contextual: bool) -> None:
+        self.storage = storage
         self.model_key = model_key
         self.contextual = contextual
-        self.rarity = WordRarity(store, model_key)
+        self.rarity = WordRarity(storage, model_key)
 
-    def search(self, chat_id: str, query: Query, limit: int) -> list[Hit]:
-        scores, ids = self.vectors.search(chat_id, query.vector, CANDIDATES)
+    def run(self, chat_id: str, query: Query, limit: int) -> list[Hit]:
+        """The `limit` best sentences of the chat for `query`, best first."""
+        scores, ids = self.storage.search(chat_id, self.model_key, query.vector, CANDIDATES)
         if not self.contextual:
             return [Hit(int(i), float(s)) for s, i in list(zip(scores, ids, strict=True))[:limit]]
-        mates = self.store.passage_mates(self.model_key, ids)
-        sources = self.store.sentence_sources(ids)
-        tokens = self.store.sentence_tokens(
+        mates = self.storage.passage_mates(self.model_key, ids)
+        sources = self.storage.sentence_sources(ids)
+        tokens = self.storage.sentence_tokens(
             self.model_key, {m for group in mates.values() for m in group}
         )
         weights = self.rarity.weights(chat_id, query.tokens.ids) * query.tokens.content

@@ -1,0 +1,174 @@
+"""What every storage engine keeps, behind one interface the pipelines use.
+
+An engine stores chats' articles with their sentences, what the model made of each sentence
+(its encoding: a vector plus token vectors, cached by sentence and passage so no text is read
+twice), the sentence vectors it searches, and the chats' conversation memory. Each change is
+one transaction: an article is stored with all its sentences and vectors, or not at all.
+
+Two engines implement it: `SQLiteStorage` (embedded: SQLite plus FAISS files, the default) and
+`PostgresStorage` (PostgreSQL with pgvector, for several processes and machines). They give
+the same answers; the test suite runs the same tests against both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from index.records import Article, ArticleExport, EncodedArticle, Encoding, Sentence, TokenVectors
+
+
+class StorageUnavailable(RuntimeError):
+    """The database cannot be reached (or went away); the request may be retried later."""
+
+
+class Storage(ABC):
+    """One engine's view of every chat's library. Safe to use from several threads."""
+
+    name: str
+    location: str  # where the data lives, for messages (passwords hidden)
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # Articles
+
+    @abstractmethod
+    def add_article(
+        self, chat_id: str, article: EncodedArticle, added_by: str | None, request: str | None
+    ) -> Article:
+        """Store an article with its sentences, encodings and vectors in one transaction,
+        noting the `request` it was stored for (see `stored_for`).
+
+        Raises `DuplicateArticle` when the chat holds it already (same canonical URL or same
+        text), also when another process stored it a moment earlier."""
+
+    @abstractmethod
+    def stored_for(self, chat_id: str, request: str) -> Article | None:
+        """The article stored for `request` (say, a Telegram update) before, if any: a request
+        that is retried after a crash is answered as its first attempt would have been."""
+
+    @abstractmethod
+    def find_duplicate(
+        self, chat_id: str, canonical_url: str | None, text_hash: str
+    ) -> Article | None:
+        """An article of this chat with the same canonical URL or the same normalised text."""
+
+    @abstractmethod
+    def article(self, chat_id: str, number: int) -> Article | None: ...
+
+    @abstractmethod
+    def articles(self, chat_id: str) -> list[Article]: ...
+
+    @abstractmethod
+    def articles_by_ids(self, article_ids: Iterable[int]) -> dict[int, Article]: ...
+
+    @abstractmethod
+    def remove_article(self, chat_id: str, number: int) -> Article | None:
+        """Delete an article with its sentences, vectors and the encodings only it used."""
+
+    @abstractmethod
+    def forget_chat(self, chat_id: str) -> int:
+        """Delete every article of a chat; returns how many there were."""
+
+    @abstractmethod
+    def chat_languages(self, chat_id: str) -> set[str]:
+        """The languages of a chat's articles (empty: the library is empty)."""
+
+    @abstractmethod
+    def chat_version(self, chat_id: str) -> int:
+        """A number that changes whenever the chat's articles change (in any process)."""
+
+    # Sentences and how the model read them
+
+    @abstractmethod
+    def sentences_of(self, article_id: int) -> list[Sentence]:
+        """An article's sentences in reading order."""
+
+    @abstractmethod
+    def sentences_by_ids(self, sentence_ids: Iterable[int]) -> dict[int, Sentence]: ...
+
+    @abstractmethod
+    def sentence_sources(self, sentence_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+        """For each sentence, its article's id and language."""
+
+    @abstractmethod
+    def passage_mates(self, model: str, sentence_ids: Iterable[int]) -> dict[int, list[int]]:
+        """For each sentence, the ids of all sentences `model` read in the same passage."""
+
+    @abstractmethod
+    def sentence_tokens(self, model: str, sentence_ids: Iterable[int]) -> dict[int, TokenVectors]:
+        """The contextual token vectors of sentences, as `model` read them."""
+
+    @abstractmethod
+    def chat_token_ids(self, chat_id: str, model: str) -> list[np.ndarray]:
+        """The token ids of every sentence of a chat (for word rarity statistics)."""
+
+    # The encoding cache
+
+    @abstractmethod
+    def cached_encodings(self, model: str, keys: Iterable[str]) -> dict[str, Encoding]:
+        """What `model` made of sentences before, by encoding key (see `index.ingest.encode`)."""
+
+    @abstractmethod
+    def articles_lacking_encodings(self, chat_id: str, model: str) -> list[int]:
+        """Articles of a chat with sentences `model` has not read (the model was changed)."""
+
+    @abstractmethod
+    def set_encodings(
+        self,
+        chat_id: str,
+        model: str,
+        sentences: list[tuple[int, int, str]],
+        encodings: dict[str, Encoding],
+    ) -> None:
+        """Record how `model` read existing sentences of a chat, `(sentence id, passage,
+        encoding key)`, with the encodings that are new, in one transaction."""
+
+    # Search
+
+    @abstractmethod
+    def search(
+        self, chat_id: str, model: str, vector: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` sentences of a chat whose vectors are most similar to `vector` (inner
+        product of normalised vectors: cosine): (scores, sentence ids), best first."""
+
+    @abstractmethod
+    def vector_count(self, chat_id: str, model: str) -> int:
+        """How many sentence vectors of `model` a chat's search covers."""
+
+    # Conversation memory: which message shows which answer
+
+    @abstractmethod
+    def remember_answer(self, chat_id: str, message_id: int, record: str, latest: bool) -> None:
+        """Keep `record` (an answer, serialised) as what message `message_id` shows; with
+        `latest`, it is also the chat's latest answer. A chat keeps its newest
+        `ANSWERS_PER_CHAT` messages."""
+
+    @abstractmethod
+    def recall_answer(self, chat_id: str, message_id: int) -> str | None: ...
+
+    @abstractmethod
+    def latest_answer(self, chat_id: str) -> str | None:
+        """The chat's latest answer, unless something else happened since."""
+
+    @abstractmethod
+    def clear_latest_answer(self, chat_id: str) -> None: ...
+
+    # Moving data between engines
+
+    @abstractmethod
+    def export_articles(self) -> Iterator[ArticleExport]:
+        """Every article of every chat with its sentences and encodings, oldest first."""
+
+    @abstractmethod
+    def import_article(self, export: ArticleExport) -> bool:
+        """Store an exported article under its chat and number; False if the chat holds it
+        already (an import that is run again adds nothing twice)."""
+
+
+# Conversation memory per chat: enough for the replies and buttons of a busy day.
+ANSWERS_PER_CHAT = 200
