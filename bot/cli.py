@@ -99,10 +99,13 @@ def cmd_eval(library: Library, args: argparse.Namespace) -> int:
         return 1
     evaluation = Evaluation(library, folder, args.split, progress=_progress)
     results = {}
-    for pair in pairs:
-        result = evaluation.run_pair(pair, negatives=not args.no_negatives)
-        results[pair] = result
-        print(_format_result(pair, result))
+    try:
+        for pair in pairs:
+            result = evaluation.run_pair(pair, negatives=not args.no_negatives)
+            results[pair] = result
+            print(_format_result(pair, result))
+    finally:
+        evaluation.close()
     if args.json:
         print(json.dumps({"pairs": results}, ensure_ascii=False))
     return 0
@@ -129,6 +132,33 @@ def cmd_setup(library: Library, _args: argparse.Namespace) -> int:
     """Provision the model and load everything once, so the first real request is fast."""
     library.warm_up()
     print(f"Ready: model {library.settings.model}, data in {library.settings.data_dir}")
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Copy the configured libraries (the data folder, by default) into PostgreSQL."""
+    from index.storage import StorageUnavailable, open_storage
+    from index.storage.postgres import PostgresStorage, hide_password
+    from index.storage.transfer import copy_libraries
+
+    if not args.to.startswith(("postgresql://", "postgres://")):
+        print("--to takes a PostgreSQL URL: postgresql://user:password@host/db", file=sys.stderr)
+        return 2
+    if settings.database_url == args.to:
+        print("The source and the target are the same database.", file=sys.stderr)
+        return 2
+    try:
+        target = PostgresStorage(args.to)
+    except StorageUnavailable as error:
+        print(f"{error} ({error.__cause__})", file=sys.stderr)
+        return 1
+    source = open_storage(settings)
+    try:
+        print(f"Copying {source.location} to {hide_password(args.to)}", file=sys.stderr)
+        print(copy_libraries(source, target, progress=_progress))
+    finally:
+        source.close()
+        target.close()
     return 0
 
 
@@ -174,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pairs", help="e.g. de-de,en-de,en-en (default: all present)")
     evaluate.add_argument("--json", action="store_true", help="end with one JSON line")
     evaluate.add_argument("--no-negatives", action="store_true", help="skip the no-answer set")
+    migrate = command(
+        "migrate", cmd_migrate, "copy the libraries into a PostgreSQL database", chat=False
+    )
+    migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://...")
     command("setup", cmd_setup, "prepare the model and data folder", chat=False)
     command("run", cmd_run, "run the Telegram bot (needs TELEGRAM_BOT_TOKEN)", chat=False)
     command("chat", cmd_chat, "talk to the bot in the terminal")
@@ -187,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = load_settings()
-    if args.handler in (cmd_run, cmd_chat):
+    if args.handler in (cmd_run, cmd_chat, cmd_migrate):
         sys.exit(args.handler(settings, args))
     if args.handler is cmd_eval:
         sys.exit(_run_eval(settings, args))
@@ -199,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run_eval(settings: Settings, args: argparse.Namespace) -> int:
-    """Evaluation builds its libraries in a throwaway data folder, never the user's."""
+    """Evaluation builds its libraries in a throwaway data folder, never the user's (with a
+    database URL, in chats of its own that it removes afterwards)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="articlebot-eval-") as scratch:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,9 +144,19 @@ class Evaluation:
         self.split = split
         self.progress = progress or _no_progress
         self._article_ids: dict[str, dict[str, int]] = {}
+        # Chats of this run only: on a shared database, other libraries are never touched.
+        self._run = uuid.uuid4().hex[:8]
+        self._chats: set[str] = set()
 
     def _chat(self, language: str, purpose: str = "") -> str:
-        return f"eval-{language}" + (f"-{purpose}" if purpose else "")
+        chat = f"eval-{self._run}-{language}" + (f"-{purpose}" if purpose else "")
+        self._chats.add(chat)
+        return chat
+
+    def close(self) -> None:
+        """Remove the libraries this evaluation built."""
+        for chat in self._chats:
+            self.library.forget(chat)
 
     def build(self, language: str) -> dict[str, int]:
         """Index all articles of one language into one chat; returns dataset id -> article id."""

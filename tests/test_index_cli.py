@@ -17,9 +17,19 @@ from pathlib import Path
 import pytest
 
 import bot.cli
+from index.config import load_settings
 from index.embeddings import Embedder
 from index.library import Library
-from tests.conftest import PASSED_THROUGH, SEED_ARTICLE, ArticleServer, fixture_path, fixture_text
+from tests.conftest import (
+    PASSED_THROUGH,
+    SEED_ARTICLE,
+    ArticleServer,
+    fixture_path,
+    fixture_text,
+    settings_environ,
+)
+from tests.postgres import LocalPostgres
+from tests.test_index_storage import CountingEmbedder
 
 PROJECT = Path(__file__).resolve().parents[1]
 IRAN_QUESTION = "Who is mediating with Iran?"
@@ -269,3 +279,44 @@ def test_eval_without_questions_for_the_split(cli: Cli, tmp_path: Path) -> None:
     write_tiny_dataset(folder, "tiny")
     result = cli("eval", str(folder))
     assert result.code == 1 and "No qa.*.dev.jsonl files" in result.err
+
+
+def test_migrate_copies_a_data_folder_into_postgresql(
+    cli: Cli, postgres: LocalPostgres, embedder: Embedder, data_dir: Path
+) -> None:
+    """`migrate --to URL` copies every chat's articles with what the model made of them: the
+    copy answers as the data folder did, keeps the short ids, spends no model time, and a
+    second run copies nothing twice. An unreachable database is reported with its URL, the
+    password hidden."""
+    cli("add", str(fixture_path(SEED_ARTICLE)), str(fixture_path("en_article.html")))
+    cli("add", "--chat", "team", str(fixture_path("briefing.md")))
+    cli("remove", "1")
+    before = json.loads(cli("ask", "--json", "How often will the night buses run?").out)
+
+    url = postgres.new_database()
+    copied = cli("migrate", "--to", url)
+    assert copied.code == 0, copied.err
+    assert "Copied 2 articles of 2 chats" in copied.out and "0 were there already" in copied.out
+    again = cli("migrate", "--to", url)
+    assert "Copied 0 articles" in again.out and "2 were there already" in again.out
+
+    counting = CountingEmbedder(embedder)
+    settings = load_settings(settings_environ()).with_overrides(data_dir=data_dir, database_url=url)
+    library = Library(settings, embedder=counting)  # type: ignore[arg-type]
+    try:
+        assert [a.number for a in library.articles("terminal")] == [2]
+        answer = library.ask("terminal", "How often will the night buses run?")
+        seen = ("text", "start", "end", "score", "article_number", "title", "url", "published")
+        assert [tuple(vars(q)[k] for k in seen) for q in answer.quotes] == [
+            tuple(q[k] for k in seen) for q in before["quotes"]
+        ]
+        assert library.add_text("terminal", fixture_text(SEED_ARTICLE)).number == 3
+        assert "Wasserstand" in library.articles("team")[0].title
+    finally:
+        library.close()
+    assert counting.calls == ["encode_passages"]  # only for the article added afterwards
+
+    unreachable = cli("migrate", "--to", "postgresql://bot:s3cret@127.0.0.1:9/none")
+    assert unreachable.code == 1
+    assert "postgresql://bot:***@127.0.0.1:9/none" in unreachable.err
+    assert "s3cret" not in unreachable.err

@@ -165,6 +165,10 @@ class Storage(ABC):
         """Every article of every chat with its sentences and encodings, oldest first."""
 
     @abstractmethod
+    def article_count(self) -> int:
+        """How many articles all chats hold together."""
+
+    @abstractmethod
     def import_article(self, export: ArticleExport) -> bool:
         """Store an exported article under its chat and number; False if the chat holds it
         already (an import that is run again adds nothing twice)."""

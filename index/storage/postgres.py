@@ -164,10 +164,11 @@ class PostgresStorage(Storage):
         model_id, _ = self._model(article.model, dimension)
         try:
             with self._connection() as db:
-                number = _lock_chat(db, chat_id)
+                _lock_chat(db, chat_id)
                 existing = _duplicate(db, chat_id, draft.canonical_url, article.text_hash)
                 if existing is not None:
                     raise DuplicateArticle(existing)
+                number = _take_number(db, chat_id)
                 _insert_encodings(db, model_id, article.new_encodings)
                 (article_id,) = db.execute(
                     "INSERT INTO articles (chat_id, number, title, text, language, source, url,"
@@ -473,6 +474,9 @@ class PostgresStorage(Storage):
             )
             yield codec.export(article, request, self.sentences_of(article_id), readings)
 
+    def article_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM articles")[0][0])
+
     def import_article(self, export: ArticleExport) -> bool:
         article = export.article
         models = {
@@ -533,10 +537,15 @@ def _ids(values: Iterable[int]) -> list[int]:
     return sorted({int(v) for v in values})
 
 
-def _lock_chat(db: psycopg.Connection, chat_id: str) -> int:
-    """Lock the chat's row for this transaction (creating it on its first article), so adds
-    to one chat happen one after another; returns the chat's next article number."""
+def _lock_chat(db: psycopg.Connection, chat_id: str) -> None:
+    """Lock the chat's row for this transaction (creating it on its first article), so
+    changes to one chat's articles happen one after another."""
     db.execute("INSERT INTO chats (id) VALUES (%s) ON CONFLICT DO NOTHING", (chat_id,))
+    db.execute("SELECT 1 FROM chats WHERE id = %s FOR UPDATE", (chat_id,))
+
+
+def _take_number(db: psycopg.Connection, chat_id: str) -> int:
+    """The chat's next short article id (with the chat's row locked)."""
     (number,) = db.execute(
         "UPDATE chats SET next_number = next_number + 1 WHERE id = %s RETURNING next_number - 1",
         (chat_id,),

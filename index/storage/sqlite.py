@@ -432,6 +432,9 @@ class SQLiteStorage(Storage):
             )
             yield codec.export(article, rows[0][0], sentences, readings)
 
+    def article_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM articles")[0][0])
+
     def import_article(self, export: ArticleExport) -> bool:
         article = export.article
         with self._transaction() as db:
