@@ -1,8 +1,9 @@
 """`articlebot run`: the Telegram bot, from reading its configuration to stopping cleanly.
 
-`run_bot` reads like a table of contents: the token (or how to get one), the Application and
-its handlers, then long polling until SIGINT or SIGTERM. The Library is loaded once before
-polling starts and closed after the last update has been handled.
+`run_bot` reads like a table of contents: the token (or how to get one), the Library, the
+Application and its handlers, then long polling until SIGINT or SIGTERM, or, with a webhook
+URL, webhook mode (`bot.webhook`). The Library is loaded once before updates are handled and
+closed after the last one.
 """
 
 from __future__ import annotations
@@ -33,16 +34,21 @@ from telegram.request import HTTPXRequest
 
 from bot import handlers
 from bot.cli import TERMINAL_CHAT
+from bot.inbox import Inbox
 from bot.terminal import run_terminal_chat
 from bot.texts import ENGLISH, GERMAN, say
+from bot.webhook import run_webhook
+from bot.worker import AnsweringBot
 from index.config import Settings
 from index.library import Library
+from index.storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 TELEGRAM_FILES = "https://api.telegram.org/file/bot"
 POLL_TIMEOUT = 25  # seconds a getUpdates long poll waits for news
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 # The commands, in the order Telegram's command menu shows them; each has a description
 # "command_<name>" in bot.texts.
 COMMANDS = {
@@ -72,21 +78,26 @@ def run_bot(settings: Settings) -> int:
     if not token:
         return _without_token(settings)
     logging.getLogger("bot").setLevel(logging.INFO)
-    application = build_application(
-        Library(settings),
-        token,
-        os.environ.get("TELEGRAM_BASE_URL") or TELEGRAM_API,
-        os.environ.get("TELEGRAM_BASE_FILE_URL") or TELEGRAM_FILES,
-    )
+    base_url = os.environ.get("TELEGRAM_BASE_URL") or TELEGRAM_API
+    base_file_url = os.environ.get("TELEGRAM_BASE_FILE_URL") or TELEGRAM_FILES
     try:
-        application.run_polling(
-            timeout=POLL_TIMEOUT,
-            bootstrap_retries=5,
-            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
-        )
+        if settings.webhook_url:
+            return run_webhook(settings, token, base_url, base_file_url)
+        return _run_polling(settings, token, base_url, base_file_url)
+    except StorageUnavailable as error:
+        print(f"{error} ({error.__cause__})", file=sys.stderr)
+        return 1
     except InvalidToken:
         print("Telegram refused TELEGRAM_BOT_TOKEN; check it with @BotFather.", file=sys.stderr)
         return 1
+
+
+def _run_polling(settings: Settings, token: str, base_url: str, base_file_url: str) -> int:
+    """Long polling: one process asks Telegram for updates (the default)."""
+    application = build_application(Library(settings), token, base_url, base_file_url)
+    application.run_polling(
+        timeout=POLL_TIMEOUT, bootstrap_retries=5, allowed_updates=ALLOWED_UPDATES
+    )
     return 0
 
 
@@ -105,26 +116,33 @@ def _without_token(settings: Settings) -> int:
 
 
 def build_application(
-    library: Library, token: str, base_url: str, base_file_url: str
+    library: Library,
+    token: str,
+    base_url: str,
+    base_file_url: str,
+    inbox: Inbox | None = None,
 ) -> Application:
-    """The bot: its connection to the Bot API, its handlers, and the Library they use."""
+    """The bot: its connection to the Bot API, its handlers, and the Library they use; with
+    an `inbox`, it notes there which updates it has answered (webhook workers)."""
+    bot = AnsweringBot(
+        token,
+        base_url=base_url,
+        base_file_url=base_file_url,
+        request=_http(read_timeout=20.0),
+        get_updates_request=_http(read_timeout=10.0),
+        rate_limiter=AIORateLimiter(max_retries=3),
+        defaults=Defaults(
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+            allow_sending_without_reply=True,
+        ),
+        inbox=inbox,
+    )
     application = (
         ApplicationBuilder()
-        .token(token)
-        .base_url(base_url)
-        .base_file_url(base_file_url)
-        .request(_http(read_timeout=20.0))
-        .get_updates_request(_http(read_timeout=10.0))
-        .rate_limiter(AIORateLimiter(max_retries=3))
-        .defaults(
-            Defaults(
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-                allow_sending_without_reply=True,
-            )
-        )
+        .bot(bot)
         .concurrent_updates(ChatByChat(max_concurrent_updates=64))
-        .post_init(_post_init)
+        .post_init(post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
@@ -168,7 +186,7 @@ def _add_handlers(application: Application) -> None:
     application.add_error_handler(handlers.report_error)
 
 
-async def _post_init(application: Application) -> None:
+async def post_init(application: Application) -> None:
     """Before polling: load the model, register the command menu, say who we are."""
     await asyncio.to_thread(application.bot_data[handlers.LIBRARY].warm_up)
     for language in (ENGLISH, GERMAN):

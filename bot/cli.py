@@ -162,10 +162,11 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import run_bot
 
-    return run_bot(settings)
+    given = {key: getattr(args, key, None) for key in ("webhook_url", "listen", "port", "workers")}
+    return run_bot(settings.with_overrides(**{k: v for k, v in given.items() if v is not None}))
 
 
 def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
@@ -209,7 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://...")
     command("setup", cmd_setup, "prepare the model and data folder", chat=False)
-    command("run", cmd_run, "run the Telegram bot (needs TELEGRAM_BOT_TOKEN)", chat=False)
+    run = command("run", cmd_run, "run the Telegram bot (needs TELEGRAM_BOT_TOKEN)", chat=False)
+    run.add_argument("--webhook-url", help="serve a webhook at this public URL instead of polling")
+    run.add_argument("--listen", help="address the webhook listens on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port the webhook listens on (default 8443)")
+    run.add_argument("--workers", type=int, help="worker processes in webhook mode (default 1)")
     command("chat", cmd_chat, "talk to the bot in the terminal")
     return parser
 

@@ -48,9 +48,11 @@ from bot.render import (
     rejection,
 )
 from bot.texts import language_of, say
+from bot.worker import retry_later
 from index.errors import ArticleRejected, UnknownArticle
 from index.library import Library
 from index.records import Answer, Article
+from index.storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -377,8 +379,12 @@ async def stale_button(update: Update, context: Context) -> None:
 
 
 async def report_error(update: object, context: Context) -> None:
-    """Log the traceback and tell the user, briefly, that their request failed."""
-    logger.error("Failed to handle an update", exc_info=context.error)
+    """Log the traceback and tell the user, briefly, that their request failed. When the
+    database was unavailable, a webhook worker tries the update again later."""
+    if isinstance(context.error, StorageUnavailable) and retry_later():
+        logger.warning("Update postponed: %s", context.error)
+    else:
+        logger.error("Failed to handle an update", exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     with suppress(TelegramError):

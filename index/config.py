@@ -44,6 +44,10 @@ class Settings:
     fetch_max_redirects: int
     user_agent: str
     allow_private_urls: bool
+    webhook_url: str
+    listen: str
+    port: int
+    workers: int
 
     @property
     def database_path(self) -> Path:

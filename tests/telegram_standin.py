@@ -12,7 +12,13 @@ Tests play the Telegram users through a thread-safe API (:meth:`BotApiStandin.se
 methods block, so call them from a thread other than the bot's event loop (e.g. via
 ``asyncio.to_thread``) when the bot runs in the test process.
 
-Deliberate simplifications: one bot per server, no webhooks, inline mode or payments; Markdown
+With ``setWebhook`` the stand-in delivers updates the way Telegram does: an HTTPS-less POST of
+each update to the webhook URL with the ``X-Telegram-Bot-Api-Secret-Token`` header, several
+requests at once (``max_connections``), a chat's updates one after another, and an update whose
+request fails or is not answered with 2xx delivered again a little later; ``getUpdates`` is
+refused while a webhook is set. Every delivery attempt is logged in ``webhook_deliveries``.
+
+Deliberate simplifications: one bot per server, no inline mode or payments; Markdown
 parse modes are stored verbatim without parsing; a bare ``&`` or an unknown named entity such as
 ``&nbsp;`` in HTML is rejected (Telegram shows it literally, but it nearly always means
 unescaped user text) unless ``strict_html_entities=False``; the length limit counts code points.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import http.client
 import itertools
 import json
 import logging
@@ -29,6 +36,8 @@ import re
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -543,6 +552,32 @@ def _view(message: JSON, nested: bool = True) -> JSON:
     return view
 
 
+def _update_chat(update: JSON) -> int | None:
+    """The chat an update belongs to (its message's chat, or the user for queries)."""
+    for payload in update.values():
+        if isinstance(payload, dict):
+            message = payload.get("message") if "chat" not in payload else payload
+            if isinstance(message, dict) and "chat" in message:
+                return message["chat"]["id"]
+            return (payload.get("from") or {}).get("id")
+    return None
+
+
+def _post_update(webhook: JSON, body: bytes) -> int:
+    """POST one update to the bot's webhook; the HTTP status, or 0 when no answer came."""
+    headers = {"Content-Type": "application/json"}
+    if webhook["secret_token"]:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = webhook["secret_token"]
+    request = urllib.request.Request(webhook["url"], data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (OSError, http.client.HTTPException):
+        return 0
+
+
 def _message_id(message: JSON | int) -> int:
     return message if isinstance(message, int) else int(message["message_id"])
 
@@ -669,10 +704,16 @@ class BotApiStandin:
         self._failures: dict[str, list[ApiError]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._webhook: JSON | None = None
+        self._in_flight: set[int] = set()  # update ids being delivered
+        self._retry_at: dict[int, float] = {}  # update id -> when to deliver it again
+        self._delivery_threads: list[threading.Thread] = []
+        self.webhook_deliveries: list[JSON] = []
         handlers: dict[str, Callable[[_Params], Any]] = {
             "getMe": self._get_me,
             "logOut": lambda p: True,
             "close": lambda p: True,
+            "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "getUpdates": self._get_updates,
@@ -715,6 +756,8 @@ class BotApiStandin:
             self._server.server_close()
             self._thread.join(timeout=5)
             self._server = None
+        for thread in self._delivery_threads:
+            thread.join(timeout=15)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -1252,21 +1295,91 @@ class BotApiStandin:
             "has_main_web_app": False,
         }
 
+    def _set_webhook(self, params: _Params) -> bool:
+        url = params.get("url") or ""
+        if not url:
+            return self._delete_webhook(params)
+        if not re.fullmatch(r"https?://[^\s]+", url):
+            raise ApiError(400, "Bad Request: bad webhook: Failed to resolve host")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        if params.flag("drop_pending_updates"):
+            self._updates.clear()
+        connections = max(1, min(100, params.integer("max_connections") or 40))
+        self._webhook = {"url": url, "secret_token": secret, "max_connections": connections}
+        while len(self._delivery_threads) < connections:
+            thread = threading.Thread(target=self._deliver_webhooks, daemon=True)
+            self._delivery_threads.append(thread)
+            thread.start()
+        self._cond.notify_all()
+        return True
+
     def _delete_webhook(self, params: _Params) -> bool:
+        self._webhook = None
         if params.flag("drop_pending_updates"):
             self._updates.clear()
         return True
 
     def _get_webhook_info(self, params: _Params) -> JSON:
         return {
-            "url": "",
+            "url": self._webhook["url"] if self._webhook else "",
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
+            "max_connections": self._webhook["max_connections"] if self._webhook else 40,
         }
+
+    @property
+    def webhook(self) -> JSON | None:
+        """The webhook as the bot set it (url, secret_token, max_connections), or None."""
+        with self._cond:
+            return copy.deepcopy(self._webhook)
+
+    def _deliverable(self) -> JSON | None:
+        """The oldest update not being delivered whose chat has no earlier one in flight."""
+        busy = {_update_chat(u) for u in self._updates if u["update_id"] in self._in_flight}
+        now = time.monotonic()
+        for update in self._updates:
+            chat = _update_chat(update)
+            if update["update_id"] in self._in_flight or chat in busy:
+                continue
+            busy.add(chat)
+            if self._retry_at.get(update["update_id"], 0) <= now:
+                return update
+        return None
+
+    def _deliver_webhooks(self) -> None:
+        """One of the parallel connections Telegram delivers webhook updates through."""
+        while True:
+            with self._cond:
+                while not self._stopping and (
+                    self._webhook is None or (update := self._deliverable()) is None
+                ):
+                    self._cond.wait(0.1)
+                if self._stopping:
+                    return
+                self._in_flight.add(update["update_id"])
+                webhook, body = dict(self._webhook), json.dumps(update).encode()
+            status = _post_update(webhook, body)
+            with self._cond:
+                self._in_flight.discard(update["update_id"])
+                self.webhook_deliveries.append({"update_id": update["update_id"], "status": status})
+                if 200 <= status < 300:
+                    self._updates = [u for u in self._updates if u is not update]
+                    self._retry_at.pop(update["update_id"], None)
+                else:
+                    self._retry_at[update["update_id"]] = time.monotonic() + 0.5
+                self._cond.notify_all()
 
     def _get_updates(self, params: _Params) -> list[JSON]:
         """Long polling: confirm updates below ``offset``, then wait up to ``timeout`` seconds
         for one. A newer getUpdates call ends this one with 409, as on Telegram."""
+        if self._webhook is not None:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use "
+                "deleteWebhook to delete the webhook first",
+            )
         offset, limit = params.integer("offset"), params.integer("limit") or 100
         deadline = time.monotonic() + float(params.get("timeout") or 0)
         self._poll_generation += 1

@@ -186,6 +186,24 @@ CREATE TABLE latest_answers (
 );
 """,
     ),
+    Migration(
+        2,
+        "the inbox of webhook updates, shared by the bot's worker processes",
+        """
+CREATE TABLE inbox (
+    update_id BIGINT PRIMARY KEY,
+    chat_key TEXT NOT NULL,         -- updates of one chat are handled in order
+    body JSONB NOT NULL,
+    received_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before TIMESTAMPTZ NOT NULL DEFAULT now(),
+    replied_at TIMESTAMPTZ,         -- the bot has answered it (a retry must not answer again)
+    done_at TIMESTAMPTZ,
+    failed BOOLEAN NOT NULL DEFAULT false
+);
+CREATE INDEX inbox_waiting ON inbox (chat_key, update_id) WHERE done_at IS NULL;
+""",
+    ),
 )
 
 

@@ -72,12 +72,23 @@ def news_site() -> Iterator[str]:
 
 
 class BotProcess:
-    """The real bot (`python -m bot`) talking to a stand-in; can be stopped and started again."""
+    """The real bot (`python -m bot`) talking to a stand-in; can be stopped and started again.
+    `environment` adds settings (a database, webhook mode); `ready` is the log line that says
+    the bot is taking updates."""
 
-    def __init__(self, standin: BotApiStandin, data_dir: Path) -> None:
+    def __init__(
+        self,
+        standin: BotApiStandin,
+        data_dir: Path,
+        environment: dict[str, str] | None = None,
+        ready: str = READY,
+        name: str = "bot",
+    ) -> None:
         self.standin = standin
         self.data_dir = data_dir
-        self.log_path = data_dir / "bot.log"
+        self.environment = environment or {}
+        self.ready = ready
+        self.log_path = data_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -87,8 +98,9 @@ class BotProcess:
             "TELEGRAM_BASE_FILE_URL": self.standin.base_file_url,
             "ARTICLEBOT_DATA_DIR": str(self.data_dir),
             "ARTICLEBOT_ALLOW_PRIVATE_URLS": "1",
+            **self.environment,
         }
-        started = self.log.count(READY)
+        started = self.log.count(self.ready)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bot"], cwd=ROOT, env=env, stdout=log, stderr=log
@@ -96,7 +108,7 @@ class BotProcess:
         # The bot logs its username once the model is loaded and its commands are registered,
         # right before it starts polling; messages sent before then wait in the stand-in.
         deadline = time.monotonic() + START_TIMEOUT
-        while self.log.count(READY) == started:
+        while self.log.count(self.ready) == started:
             if self.process.poll() is not None:
                 raise AssertionError(f"the bot exited with {self.process.returncode}:\n{self.log}")
             if time.monotonic() > deadline:
