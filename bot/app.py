@@ -34,7 +34,6 @@ from telegram.request import HTTPXRequest
 
 from bot import handlers
 from bot.cli import TERMINAL_CHAT
-from bot.inbox import Inbox
 from bot.terminal import run_terminal_chat
 from bot.texts import ENGLISH, GERMAN, say
 from bot.webhook import run_webhook
@@ -116,14 +115,9 @@ def _without_token(settings: Settings) -> int:
 
 
 def build_application(
-    library: Library,
-    token: str,
-    base_url: str,
-    base_file_url: str,
-    inbox: Inbox | None = None,
+    library: Library, token: str, base_url: str, base_file_url: str
 ) -> Application:
-    """The bot: its connection to the Bot API, its handlers, and the Library they use; with
-    an `inbox`, it notes there which updates it has answered (webhook workers)."""
+    """The bot: its connection to the Bot API, its handlers, and the Library they use."""
     bot = AnsweringBot(
         token,
         base_url=base_url,
@@ -136,7 +130,6 @@ def build_application(
             link_preview_options=LinkPreviewOptions(is_disabled=True),
             allow_sending_without_reply=True,
         ),
-        inbox=inbox,
     )
     application = (
         ApplicationBuilder()

@@ -164,9 +164,11 @@ class Inbox:
         )
         await self._unlock(connection, claim.update_id)
 
-    async def note_reply(self, update_id: int) -> None:
-        """The bot sent a message in answer to this update."""
-        await self._write(
+    @staticmethod
+    async def note_reply(connection: psycopg.AsyncConnection, update_id: int) -> None:
+        """The bot sent a message in answer to this update (noted on the connection of the
+        worker slot handling it: no wait for a shared one)."""
+        await connection.execute(
             "UPDATE inbox SET replied_at = now() WHERE update_id = %s AND replied_at IS NULL",
             (update_id,),
         )

@@ -98,7 +98,7 @@ async def _serve(settings: Settings, token: str, base_url: str, base_file_url: s
         loop.add_signal_handler(number, stopping.set)
     library = Library(settings)
     inbox = Inbox(settings.database_url)
-    application = build_application(library, token, base_url, base_file_url, inbox)
+    application = build_application(library, token, base_url, base_file_url)
     secret = webhook_secret(token)
     try:
         async with application:

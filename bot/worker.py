@@ -36,7 +36,10 @@ _ANSWERS = frozenset({"sendMessage", "sendDocument", "editMessageText", "answerC
 
 @dataclass
 class _Handling:
+    """The update a worker slot is handling, with the slot's own database connection."""
+
     update_id: int
+    connection: psycopg.AsyncConnection
     retry: bool = False
 
 
@@ -54,23 +57,16 @@ def retry_later() -> bool:
 
 
 class AnsweringBot(ExtBot):
-    """The bot's connection to the Bot API; in worker mode it notes in the inbox that an
-    update has been answered, so a worker that takes the update over after a crash does not
-    answer it twice."""
-
-    __slots__ = ("inbox",)
-
-    def __init__(self, *args: Any, inbox: Inbox | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        with self._unfrozen():
-            self.inbox = inbox
+    """The bot's connection to the Bot API; in worker mode it notes in the inbox, the moment
+    Telegram has taken an answer, that the update has been answered, so a worker that takes
+    the update over after a crash does not answer it twice."""
 
     async def _do_post(self, endpoint: str, data: dict[str, Any], **kwargs: Any) -> Any:
         result = await super()._do_post(endpoint, data, **kwargs)
         handling = _handling.get()
-        if handling and not handling.retry and self.inbox and endpoint in _ANSWERS:
+        if handling and not handling.retry and endpoint in _ANSWERS:
             with suppress(psycopg.Error):
-                await self.inbox.note_reply(handling.update_id)
+                await Inbox.note_reply(handling.connection, handling.update_id)
         return result
 
 
@@ -135,7 +131,7 @@ class Worker:
             logger.exception("Cannot read update %d; dropping it", claim.update_id)
             await self.inbox.finish(connection, claim, failed=True)
             return
-        handling = _Handling(claim.update_id)
+        handling = _Handling(claim.update_id, connection)
         token = _handling.set(handling)
         try:
             await self.application.process_update(update)

@@ -5,6 +5,11 @@ Thirty chats, private and groups, each play a script of adds, questions and foll
 at the same time; one worker is killed with SIGKILL midway and started again. Every update
 gets exactly one reply, in its chat's order, follow-ups stay follow-ups across the kill, and no
 chat ever sees another chat's articles.
+
+The one exception, inherent to an API without idempotent sends: an answer the killed worker had
+just handed to Telegram when it died, before it could note so, is sent once more by the worker
+that takes the update over. The test allows exactly that (a second copy of a reply, the first
+sent at the moment of the kill, at most one per slot of the killed worker) and nothing else.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import psycopg
 import pytest
 
 from bot.webhook import SECRET_HEADER, webhook_secret
+from bot.worker import SLOTS
 from tests.e2e.conftest import IRAN_TITLE, STRIKE_TITLE, TOKEN, BotProcess
 from tests.e2e.people import Person
 from tests.postgres import LocalPostgres
@@ -107,15 +113,52 @@ def people(standin: BotApiStandin) -> list[tuple[Person, str]]:
     return chats
 
 
-def play(person: Person, page: str, news_site: str, sent: list[int]) -> list[str]:
+class Run:
+    """What the chats share: updates sent so far, when the worker was killed, and the second
+    copies of replies that were in flight at that moment."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.killed_at: float | None = None
+        self.repeats: list[dict] = []
+        self.lock = threading.Lock()
+
+    def in_flight_at_kill(self, first: dict, second: dict) -> bool:
+        """Whether `second` repeats `first`, a reply sent as the worker was killed."""
+        killed = self.killed_at
+        return (
+            killed is not None
+            and first["text"] == second["text"]
+            and first["date"] <= killed + 1
+            and second["date"] >= killed - 1
+        )
+
+
+def play(person: Person, page: str, news_site: str, run: Run) -> list[str]:
     """One chat's script; returns what went wrong (nothing, if all is well)."""
     title, other_title, rounds = SCRIPTS[page]
     group = person.chat.type != "private"
     problems = []
+    last: dict | None = None
+
+    def reply() -> dict:
+        nonlocal last
+        message = person.reply()
+        if last is not None and run.in_flight_at_kill(last, message):
+            with run.lock:
+                run.repeats.append(message)
+            message = person.reply()
+        last = message
+        return message
+
+    def send(text: str, reply_to: dict | None = None) -> None:
+        with run.lock:
+            run.sent += 1
+        person.send(text, reply_to)
 
     def says(text: str, reply_to: dict | None = None) -> dict:
-        sent.append(1)
-        return person.says(text, reply_to)
+        send(text, reply_to)
+        return reply()
 
     def asks(question: str, reply_to: dict | None = None) -> dict:
         return says(f"/ask {question}" if group and reply_to is None else question, reply_to)
@@ -130,14 +173,13 @@ def play(person: Person, page: str, news_site: str, sent: list[int]) -> list[str
             marked = any(m in followed["text"] for m in ("Read together with", "Zusammen mit"))
             if not marked or question not in followed["text"]:
                 problems.append(f"not a follow-up: {follow} -> {followed['text'][:120]}")
-            for reply in (answer, followed):
-                if other_title in reply["text"] or title not in reply["text"]:
-                    problems.append(f"wrong library: {reply['text'][:120]}")
+            for message in (answer, followed):
+                if other_title in message["text"] or title not in message["text"]:
+                    problems.append(f"wrong library: {message['text'][:120]}")
     # Two updates at once: their replies must come in the same order.
-    person.send("/list")
-    person.send("/help")
-    sent.extend([1, 1])
-    listing, help_text = person.reply(), person.reply()
+    send("/list")
+    send("/help")
+    listing, help_text = reply(), reply()
     if not listing["text"].startswith(f"#1 {title}") or other_title in listing["text"]:
         problems.append(f"list: {listing['text'][:80]}")
     if "/list" not in help_text["text"]:
@@ -149,26 +191,27 @@ def test_three_workers_answer_thirty_chats_exactly_once_through_a_kill(
     standin: BotApiStandin, workers: list[BotProcess], news_site: str, database: str
 ) -> None:
     players = people(standin)
-    sent: list[int] = []
+    run = Run()
     problems: dict[int, list[str]] = {}
 
-    def run(index: int, person: Person, page: str) -> None:
+    def chat(index: int, person: Person, page: str) -> None:
         try:
-            problems[index] = play(person, page, news_site, sent)
+            problems[index] = play(person, page, news_site, run)
         except AssertionError as error:  # a reply that never came
             problems[index] = [f"stuck: {str(error)[:200]}"]
 
     threads = [
-        threading.Thread(target=run, args=(i, person, page))
+        threading.Thread(target=chat, args=(i, person, page))
         for i, (person, page) in enumerate(players)
     ]
     for thread in threads:
         thread.start()
     total = CHATS * UPDATES_PER_CHAT
-    while len(sent) < total // 2:
+    while run.sent < total // 2 and any(thread.is_alive() for thread in threads):
         time.sleep(0.05)
     victim = workers[1]
     os.kill(victim.process.pid, signal.SIGKILL)
+    run.killed_at = time.time()
     victim.process.wait()
     victim.start()
     for thread in threads:
@@ -179,9 +222,11 @@ def test_three_workers_answer_thirty_chats_exactly_once_through_a_kill(
         f"chat {i}: {p}\n" + transcript(standin, players[i][0].chat.id) for i, p in failed.items()
     )
     time.sleep(2)  # a duplicate answer would arrive late
+    assert len(run.repeats) <= SLOTS
     for person, _page in players:
         replies = standin.sent_messages(person.chat.id)
-        assert len(replies) == UPDATES_PER_CHAT, transcript(standin, person.chat.id)
+        repeated = sum(r["chat"]["id"] == person.chat.id for r in run.repeats)
+        assert len(replies) == UPDATES_PER_CHAT + repeated, transcript(standin, person.chat.id)
     with psycopg.connect(database) as db:
         waiting, failed, handled = db.execute(
             "SELECT COUNT(*) FILTER (WHERE done_at IS NULL), COUNT(*) FILTER (WHERE failed),"

@@ -1,0 +1,138 @@
+"""What both engines do alike, written once in SQL that SQLite and PostgreSQL both speak.
+
+Queries here use `?` placeholders; the PostgreSQL engine runs them with `%s`. What differs
+between the engines (transactions, IN lists, vectors, models) stays in each engine.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable
+
+from index.records import Article, Sentence
+from index.storage.base import ANSWERS_PER_CHAT, Storage
+
+SENTENCE_COLUMNS = 's.id, s.article_id, s.position, s.paragraph, s.start, s."end"'
+ARTICLE_COLUMNS = (
+    "a.id, a.chat_id, a.number, a.title, a.text, a.language, a.source, a.url, a.canonical_url,"
+    " a.author, a.published, a.added_at, a.added_by, a.text_hash,"
+    " (SELECT COUNT(*) FROM sentences s WHERE s.article_id = a.id)"
+)
+DUPLICATE = (
+    f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ?"
+    " AND (a.text_hash = ? OR (a.canonical_url IS NOT NULL AND a.canonical_url = ?))"
+    " ORDER BY a.id LIMIT 1"
+)
+INSERT_ARTICLE = (
+    "INSERT INTO articles (chat_id, number, title, text, language, source, url, canonical_url,"
+    " author, published, added_at, added_by, text_hash, request)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+INSERT_SENTENCE = (
+    'INSERT INTO sentences (article_id, position, paragraph, start, "end")'
+    " VALUES (?, ?, ?, ?, ?) RETURNING id"
+)
+
+
+class SQLStorage(Storage):
+    """The part of `Storage` both engines share."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        """Rows of one query (with `?` placeholders)."""
+
+    @abstractmethod
+    def _execute(self, *statements: tuple[str, tuple]) -> None:
+        """Run statements (with `?` placeholders) in one transaction."""
+
+    def article(self, chat_id: str, number: int) -> Article | None:
+        rows = self._query(
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ? AND a.number = ?",
+            (chat_id, number),
+        )
+        return Article(*rows[0]) if rows else None
+
+    def articles(self, chat_id: str) -> list[Article]:
+        rows = self._query(
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ? ORDER BY a.number",
+            (chat_id,),
+        )
+        return [Article(*row) for row in rows]
+
+    def stored_for(self, chat_id: str, request: str) -> Article | None:
+        rows = self._query(
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ? AND a.request = ?",
+            (chat_id, request),
+        )
+        return Article(*rows[0]) if rows else None
+
+    def find_duplicate(
+        self, chat_id: str, canonical_url: str | None, text_hash: str
+    ) -> Article | None:
+        rows = self._query(DUPLICATE, (chat_id, text_hash, canonical_url))
+        return Article(*rows[0]) if rows else None
+
+    def chat_languages(self, chat_id: str) -> set[str]:
+        rows = self._query("SELECT DISTINCT language FROM articles WHERE chat_id = ?", (chat_id,))
+        return {row[0] for row in rows}
+
+    def chat_version(self, chat_id: str) -> int:
+        rows = self._query("SELECT version FROM chats WHERE id = ?", (chat_id,))
+        return int(rows[0][0]) if rows else 0
+
+    def article_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM articles")[0][0])
+
+    def sentences_of(self, article_id: int) -> list[Sentence]:
+        rows = self._query(
+            f"SELECT {SENTENCE_COLUMNS} FROM sentences s WHERE s.article_id = ?"
+            " ORDER BY s.position",
+            (article_id,),
+        )
+        return [Sentence(*row) for row in rows]
+
+    def _request_of(self, article_id: int) -> str | None:
+        return self._query("SELECT request FROM articles WHERE id = ?", (article_id,))[0][0]
+
+    # Conversation memory
+
+    def remember_answer(self, chat_id: str, message_id: int, record: str, latest: bool) -> None:
+        statements = [
+            (
+                "INSERT INTO answer_messages (chat_id, message_id, record) VALUES (?, ?, ?)"
+                " ON CONFLICT (chat_id, message_id) DO UPDATE SET record = excluded.record",
+                (chat_id, message_id, record),
+            ),
+            (
+                "DELETE FROM answer_messages WHERE chat_id = ? AND id <= (SELECT id FROM"
+                " answer_messages WHERE chat_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (chat_id, chat_id, ANSWERS_PER_CHAT),
+            ),
+        ]
+        if latest:
+            statements.append(
+                (
+                    "INSERT INTO latest_answers (chat_id, message_id) VALUES (?, ?)"
+                    " ON CONFLICT (chat_id) DO UPDATE SET message_id = excluded.message_id",
+                    (chat_id, message_id),
+                )
+            )
+        self._execute(*statements)
+
+    def recall_answer(self, chat_id: str, message_id: int) -> str | None:
+        rows = self._query(
+            "SELECT record FROM answer_messages WHERE chat_id = ? AND message_id = ?",
+            (chat_id, message_id),
+        )
+        return rows[0][0] if rows else None
+
+    def latest_answer(self, chat_id: str) -> str | None:
+        rows = self._query(
+            "SELECT m.record FROM latest_answers l JOIN answer_messages m"
+            " ON m.chat_id = l.chat_id AND m.message_id = l.message_id WHERE l.chat_id = ?",
+            (chat_id,),
+        )
+        return rows[0][0] if rows else None
+
+    def clear_latest_answer(self, chat_id: str) -> None:
+        self._execute(("DELETE FROM latest_answers WHERE chat_id = ?", (chat_id,)))
