@@ -139,8 +139,8 @@ CREATE TABLE sentences (
     article_id BIGINT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     position INTEGER NOT NULL,
     paragraph INTEGER NOT NULL,
-    start_offset INTEGER NOT NULL,
-    end_offset INTEGER NOT NULL
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL
 );
 CREATE INDEX sentences_by_article ON sentences (article_id, position);
 CREATE TABLE models (

@@ -23,17 +23,19 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from index.errors import DuplicateArticle
 from index.records import Article, ArticleExport, EncodedArticle, Encoding, Sentence, TokenVectors
 from index.storage import codec
-from index.storage.base import ANSWERS_PER_CHAT, Storage, StorageUnavailable
+from index.storage.base import StorageUnavailable
 from index.storage.migrations import POSTGRES, latest, pending
+from index.storage.sql import (
+    ARTICLE_COLUMNS,
+    DUPLICATE,
+    INSERT_ARTICLE,
+    INSERT_SENTENCE,
+    SENTENCE_COLUMNS,
+    SQLStorage,
+)
 
 logger = logging.getLogger(__name__)
 
-_SENTENCE_COLUMNS = "s.id, s.article_id, s.position, s.paragraph, s.start_offset, s.end_offset"
-_ARTICLE_COLUMNS = (
-    "a.id, a.chat_id, a.number, a.title, a.text, a.language, a.source, a.url, a.canonical_url,"
-    " a.author, a.published, a.added_at, a.added_by, a.text_hash,"
-    " (SELECT COUNT(*) FROM sentences s WHERE s.article_id = a.id)"
-)
 _ENCODING_COLUMNS = "e.vector, e.token_ids, e.token_spans, e.token_vectors"
 # One advisory lock for schema changes, so processes starting together migrate once.
 _SCHEMA_LOCK = 0x61727469636C65  # "article"
@@ -46,7 +48,7 @@ def hide_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
-class PostgresStorage(Storage):
+class PostgresStorage(SQLStorage):
     """A pool of connections to one PostgreSQL database with the pgvector extension."""
 
     name = "postgresql"
@@ -89,7 +91,12 @@ class PostgresStorage(Storage):
 
     def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         with self._connection() as db:
-            return db.execute(sql, tuple(params)).fetchall()
+            return db.execute(_placeholders(sql), tuple(params)).fetchall()
+
+    def _execute(self, *statements: tuple[str, tuple]) -> None:
+        with self._connection() as db:
+            for sql, params in statements:
+                db.execute(_placeholders(sql), params)
 
     def _migrate(self, db: psycopg.Connection) -> None:
         """Apply the pending migrations, under a lock so processes starting together
@@ -171,10 +178,7 @@ class PostgresStorage(Storage):
                 number = _take_number(db, chat_id)
                 _insert_encodings(db, model_id, article.new_encodings)
                 (article_id,) = db.execute(
-                    "INSERT INTO articles (chat_id, number, title, text, language, source, url,"
-                    " canonical_url, author, published, added_at, added_by, text_hash, request)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    " RETURNING id",
+                    _placeholders(INSERT_ARTICLE),
                     (chat_id, number, *codec.draft_columns(draft), codec.now(), added_by,
                      article.text_hash, request),
                 ).fetchone()  # fmt: skip
@@ -207,36 +211,9 @@ class PostgresStorage(Storage):
             raise DuplicateArticle(existing) from None
         return self.articles_by_ids([article_id])[article_id]
 
-    def stored_for(self, chat_id: str, request: str) -> Article | None:
-        rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = %s AND a.request = %s",
-            (chat_id, request),
-        )
-        return Article(*rows[0]) if rows else None
-
-    def find_duplicate(
-        self, chat_id: str, canonical_url: str | None, text_hash: str
-    ) -> Article | None:
-        with self._connection() as db:
-            return _duplicate(db, chat_id, canonical_url, text_hash)
-
-    def article(self, chat_id: str, number: int) -> Article | None:
-        rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = %s AND a.number = %s",
-            (chat_id, number),
-        )
-        return Article(*rows[0]) if rows else None
-
-    def articles(self, chat_id: str) -> list[Article]:
-        rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = %s ORDER BY a.number",
-            (chat_id,),
-        )
-        return [Article(*row) for row in rows]
-
     def articles_by_ids(self, article_ids: Iterable[int]) -> dict[int, Article]:
         rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.id = ANY(%s)",
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.id = ANY(%s)",
             (sorted({int(i) for i in article_ids}),),
         )
         return {row[0]: Article(*row) for row in rows}
@@ -265,27 +242,11 @@ class PostgresStorage(Storage):
             db.execute("UPDATE chats SET version = version + 1 WHERE id = %s", (chat_id,))
         return int(count)
 
-    def chat_languages(self, chat_id: str) -> set[str]:
-        rows = self._query("SELECT DISTINCT language FROM articles WHERE chat_id = %s", (chat_id,))
-        return {row[0] for row in rows}
-
-    def chat_version(self, chat_id: str) -> int:
-        rows = self._query("SELECT version FROM chats WHERE id = %s", (chat_id,))
-        return int(rows[0][0]) if rows else 0
-
     # Sentences
-
-    def sentences_of(self, article_id: int) -> list[Sentence]:
-        rows = self._query(
-            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s WHERE s.article_id = %s"
-            " ORDER BY s.position",
-            (article_id,),
-        )
-        return [Sentence(*row) for row in rows]
 
     def sentences_by_ids(self, sentence_ids: Iterable[int]) -> dict[int, Sentence]:
         rows = self._query(
-            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s WHERE s.id = ANY(%s)",
+            f"SELECT {SENTENCE_COLUMNS} FROM sentences s WHERE s.id = ANY(%s)",
             (_ids(sentence_ids),),
         )
         return {row[0]: Sentence(*row) for row in rows}
@@ -417,53 +378,12 @@ class PostgresStorage(Storage):
         )
         return int(rows[0][0])
 
-    # Conversation memory
-
-    def remember_answer(self, chat_id: str, message_id: int, record: str, latest: bool) -> None:
-        with self._connection() as db:
-            db.execute(
-                "INSERT INTO answer_messages (chat_id, message_id, record) VALUES (%s, %s, %s)"
-                " ON CONFLICT (chat_id, message_id) DO UPDATE SET record = EXCLUDED.record",
-                (chat_id, message_id, record),
-            )
-            db.execute(
-                "DELETE FROM answer_messages WHERE chat_id = %s AND id <= (SELECT id FROM"
-                " answer_messages WHERE chat_id = %s ORDER BY id DESC OFFSET %s LIMIT 1)",
-                (chat_id, chat_id, ANSWERS_PER_CHAT),
-            )
-            if latest:
-                db.execute(
-                    "INSERT INTO latest_answers (chat_id, message_id) VALUES (%s, %s)"
-                    " ON CONFLICT (chat_id) DO UPDATE SET message_id = EXCLUDED.message_id",
-                    (chat_id, message_id),
-                )
-
-    def recall_answer(self, chat_id: str, message_id: int) -> str | None:
-        rows = self._query(
-            "SELECT record FROM answer_messages WHERE chat_id = %s AND message_id = %s",
-            (chat_id, message_id),
-        )
-        return rows[0][0] if rows else None
-
-    def latest_answer(self, chat_id: str) -> str | None:
-        rows = self._query(
-            "SELECT m.record FROM latest_answers l JOIN answer_messages m"
-            " ON m.chat_id = l.chat_id AND m.message_id = l.message_id WHERE l.chat_id = %s",
-            (chat_id,),
-        )
-        return rows[0][0] if rows else None
-
-    def clear_latest_answer(self, chat_id: str) -> None:
-        with self._connection() as db:
-            db.execute("DELETE FROM latest_answers WHERE chat_id = %s", (chat_id,))
-
     # Moving data between engines
 
     def export_articles(self) -> Iterator[ArticleExport]:
         ids = [row[0] for row in self._query("SELECT id FROM articles ORDER BY id")]
         for article_id in ids:
             article = self.articles_by_ids([article_id])[article_id]
-            (request,) = self._query("SELECT request FROM articles WHERE id = %s", (article_id,))[0]
             readings = self._query(
                 f"SELECT se.sentence_id, m.key, se.passage, se.key, {_ENCODING_COLUMNS}"
                 " FROM sentence_encodings se JOIN sentences s ON s.id = se.sentence_id"
@@ -472,10 +392,9 @@ class PostgresStorage(Storage):
                 " WHERE s.article_id = %s",
                 (article_id,),
             )
-            yield codec.export(article, request, self.sentences_of(article_id), readings)
-
-    def article_count(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM articles")[0][0])
+            yield codec.export(
+                article, self._request_of(article_id), self.sentences_of(article_id), readings
+            )
 
     def import_article(self, export: ArticleExport) -> bool:
         article = export.article
@@ -493,9 +412,7 @@ class PostgresStorage(Storage):
                 (article.number + 1, article.chat_id),
             )
             (article_id,) = db.execute(
-                "INSERT INTO articles (chat_id, number, title, text, language, source, url,"
-                " canonical_url, author, published, added_at, added_by, text_hash, request)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                _placeholders(INSERT_ARTICLE),
                 codec.article_columns(article, export.request),
             ).fetchone()
             ids = _insert_sentences(
@@ -533,6 +450,11 @@ def _configure(connection: psycopg.Connection) -> None:
     connection.commit()
 
 
+def _placeholders(sql: str) -> str:
+    """SQL written with `?` placeholders (see `index.storage.sql`) as psycopg takes it."""
+    return sql.replace("?", "%s")
+
+
 def _ids(values: Iterable[int]) -> list[int]:
     return sorted({int(v) for v in values})
 
@@ -556,12 +478,7 @@ def _take_number(db: psycopg.Connection, chat_id: str) -> int:
 def _duplicate(
     db: psycopg.Connection, chat_id: str, canonical_url: str | None, text_hash: str
 ) -> Article | None:
-    rows = db.execute(
-        f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = %s"
-        " AND (a.text_hash = %s OR (a.canonical_url IS NOT NULL AND a.canonical_url = %s))"
-        " ORDER BY a.id LIMIT 1",
-        (chat_id, text_hash, canonical_url),
-    ).fetchall()
+    rows = db.execute(_placeholders(DUPLICATE), (chat_id, text_hash, canonical_url)).fetchall()
     return Article(*rows[0]) if rows else None
 
 
@@ -572,8 +489,7 @@ def _insert_sentences(
     ids = []
     with db.cursor() as cursor:
         cursor.executemany(
-            "INSERT INTO sentences (article_id, position, paragraph, start_offset, end_offset)"
-            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            _placeholders(INSERT_SENTENCE),
             [(article_id, *row) for row in rows],
             returning=True,
         )

@@ -20,21 +20,22 @@ import numpy as np
 from index.errors import DuplicateArticle
 from index.records import Article, ArticleExport, EncodedArticle, Encoding, Sentence, TokenVectors
 from index.storage import codec
-from index.storage.base import ANSWERS_PER_CHAT, Storage
 from index.storage.faiss_files import VectorFiles
 from index.storage.migrations import SQLITE, latest, pending
+from index.storage.sql import (
+    ARTICLE_COLUMNS,
+    DUPLICATE,
+    INSERT_ARTICLE,
+    INSERT_SENTENCE,
+    SENTENCE_COLUMNS,
+    SQLStorage,
+)
 
 _IN_CHUNK = 500  # values per IN (...) list, well under SQLite's limit on parameters
-_SENTENCE_COLUMNS = 's.id, s.article_id, s.position, s.paragraph, s.start, s."end"'
-_ARTICLE_COLUMNS = (
-    "a.id, a.chat_id, a.number, a.title, a.text, a.language, a.source, a.url, a.canonical_url,"
-    " a.author, a.published, a.added_at, a.added_by, a.text_hash,"
-    " (SELECT COUNT(*) FROM sentences s WHERE s.article_id = a.id)"
-)
 _ENCODING_COLUMNS = "e.vector, e.token_ids, e.token_spans, e.token_vectors"
 
 
-class SQLiteStorage(Storage):
+class SQLiteStorage(SQLStorage):
     """Thread-safe access to the data folder (one connection, one lock)."""
 
     name = "sqlite"
@@ -95,6 +96,11 @@ class SQLiteStorage(Storage):
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
+    def _execute(self, *statements: tuple[str, tuple]) -> None:
+        with self._transaction() as db:
+            for sql, params in statements:
+                db.execute(sql, params)
+
     def _query_in(self, sql: str, values: Iterable, *params: object) -> list[tuple]:
         """Run `sql`, whose `{marks}` stands for an IN list, over `values` in chunks small
         enough for SQLite; `params` come before the values."""
@@ -118,19 +124,16 @@ class SQLiteStorage(Storage):
                     raise DuplicateArticle(existing)
                 _insert_encodings(db, article.model, article.new_encodings)
                 number = _next_number(db, chat_id)
-                article_id = db.execute(
-                    "INSERT INTO articles (chat_id, number, title, text, language, source, url,"
-                    " canonical_url, author, published, added_at, added_by, text_hash, request)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (article_id,) = db.execute(
+                    INSERT_ARTICLE,
                     (chat_id, number, *codec.draft_columns(draft), codec.now(), added_by,
                      article.text_hash, request),
-                ).lastrowid  # fmt: skip
+                ).fetchone()  # fmt: skip
                 for position, sentence in enumerate(article.sentences):
-                    sentence_id = db.execute(
-                        'INSERT INTO sentences (article_id, position, paragraph, start, "end")'
-                        " VALUES (?, ?, ?, ?, ?)",
+                    (sentence_id,) = db.execute(
+                        INSERT_SENTENCE,
                         (article_id, position, sentence.paragraph, sentence.start, sentence.end),
-                    ).lastrowid
+                    ).fetchone()
                     db.execute(
                         "INSERT INTO sentence_encodings (sentence_id, model, passage, key)"
                         " VALUES (?, ?, ?, ?)",
@@ -148,52 +151,21 @@ class SQLiteStorage(Storage):
         self._vectors(article.model).add(chat_id, ids, vectors)
         return stored
 
-    def stored_for(self, chat_id: str, request: str) -> Article | None:
-        rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ? AND a.request = ?",
-            (chat_id, request),
-        )
-        return Article(*rows[0]) if rows else None
-
     def _duplicate(
         self, db: sqlite3.Connection, chat_id: str, canonical_url: str | None, text_hash: str
     ) -> Article | None:
-        rows = db.execute(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ?"
-            " AND (a.text_hash = ? OR (a.canonical_url IS NOT NULL AND a.canonical_url = ?))",
-            (chat_id, text_hash, canonical_url),
-        ).fetchall()
+        rows = db.execute(DUPLICATE, (chat_id, text_hash, canonical_url)).fetchall()
         return Article(*rows[0]) if rows else None
-
-    def find_duplicate(
-        self, chat_id: str, canonical_url: str | None, text_hash: str
-    ) -> Article | None:
-        with self._lock:
-            return self._duplicate(self._db, chat_id, canonical_url, text_hash)
 
     def article_by_id(self, article_id: int) -> Article:
         rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.id = ?", (article_id,)
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.id = ?", (article_id,)
         )
         return Article(*rows[0])
 
-    def article(self, chat_id: str, number: int) -> Article | None:
-        rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ? AND a.number = ?",
-            (chat_id, number),
-        )
-        return Article(*rows[0]) if rows else None
-
-    def articles(self, chat_id: str) -> list[Article]:
-        rows = self._query(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.chat_id = ? ORDER BY a.number",
-            (chat_id,),
-        )
-        return [Article(*row) for row in rows]
-
     def articles_by_ids(self, article_ids: Iterable[int]) -> dict[int, Article]:
         rows = self._query_in(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles a WHERE a.id IN ({{marks}})",
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.id IN ({{marks}})",
             (int(i) for i in article_ids),
         )
         return {row[0]: Article(*row) for row in rows}
@@ -230,26 +202,11 @@ class SQLiteStorage(Storage):
             vectors.forget(chat_id)
         return int(count)
 
-    def chat_languages(self, chat_id: str) -> set[str]:
-        rows = self._query("SELECT DISTINCT language FROM articles WHERE chat_id = ?", (chat_id,))
-        return {row[0] for row in rows}
-
-    def chat_version(self, chat_id: str) -> int:
-        rows = self._query("SELECT version FROM chats WHERE id = ?", (chat_id,))
-        return int(rows[0][0]) if rows else 0
-
     # Sentences
-
-    def sentences_of(self, article_id: int) -> list[Sentence]:
-        rows = self._query(
-            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s WHERE article_id = ? ORDER BY position",
-            (article_id,),
-        )
-        return [Sentence(*row) for row in rows]
 
     def sentences_by_ids(self, sentence_ids: Iterable[int]) -> dict[int, Sentence]:
         rows = self._query_in(
-            f"SELECT {_SENTENCE_COLUMNS} FROM sentences s WHERE id IN ({{marks}})",
+            f"SELECT {SENTENCE_COLUMNS} FROM sentences s WHERE id IN ({{marks}})",
             (int(i) for i in sentence_ids),
         )
         return {row[0]: Sentence(*row) for row in rows}
@@ -376,52 +333,12 @@ class SQLiteStorage(Storage):
         )
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    # Conversation memory
-
-    def remember_answer(self, chat_id: str, message_id: int, record: str, latest: bool) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO answer_messages (chat_id, message_id, record)"
-                " VALUES (?, ?, ?)",
-                (chat_id, message_id, record),
-            )
-            db.execute(
-                "DELETE FROM answer_messages WHERE chat_id = ? AND id <= (SELECT id FROM"
-                " answer_messages WHERE chat_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (chat_id, chat_id, ANSWERS_PER_CHAT),
-            )
-            if latest:
-                db.execute(
-                    "INSERT OR REPLACE INTO latest_answers (chat_id, message_id) VALUES (?, ?)",
-                    (chat_id, message_id),
-                )
-
-    def recall_answer(self, chat_id: str, message_id: int) -> str | None:
-        rows = self._query(
-            "SELECT record FROM answer_messages WHERE chat_id = ? AND message_id = ?",
-            (chat_id, message_id),
-        )
-        return rows[0][0] if rows else None
-
-    def latest_answer(self, chat_id: str) -> str | None:
-        rows = self._query(
-            "SELECT m.record FROM latest_answers l JOIN answer_messages m"
-            " ON m.chat_id = l.chat_id AND m.message_id = l.message_id WHERE l.chat_id = ?",
-            (chat_id,),
-        )
-        return rows[0][0] if rows else None
-
-    def clear_latest_answer(self, chat_id: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM latest_answers WHERE chat_id = ?", (chat_id,))
-
     # Moving data between engines
 
     def export_articles(self) -> Iterator[ArticleExport]:
         ids = [row[0] for row in self._query("SELECT id FROM articles ORDER BY id")]
         for article_id in ids:
             article = self.article_by_id(article_id)
-            rows = self._query("SELECT request FROM articles WHERE id = ?", (article_id,))
             sentences = self.sentences_of(article_id)
             readings = self._query(
                 f"SELECT se.sentence_id, se.model, se.passage, se.key, {_ENCODING_COLUMNS}"
@@ -430,10 +347,7 @@ class SQLiteStorage(Storage):
                 " WHERE s.article_id = ?",
                 (article_id,),
             )
-            yield codec.export(article, rows[0][0], sentences, readings)
-
-    def article_count(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM articles")[0][0])
+            yield codec.export(article, self._request_of(article_id), sentences, readings)
 
     def import_article(self, export: ArticleExport) -> bool:
         article = export.article
@@ -446,21 +360,17 @@ class SQLiteStorage(Storage):
                 " WHERE id = ?",
                 (article.number + 1, article.chat_id),
             )
-            article_id = db.execute(
-                "INSERT INTO articles (chat_id, number, title, text, language, source, url,"
-                " canonical_url, author, published, added_at, added_by, text_hash, request)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                codec.article_columns(article, export.request),
-            ).lastrowid
+            (article_id,) = db.execute(
+                INSERT_ARTICLE, codec.article_columns(article, export.request)
+            ).fetchone()
             for model, encodings in export.encodings.items():
                 _insert_encodings(db, model, encodings)
             for sentence, readings in zip(export.sentences, export.readings, strict=True):
-                sentence_id = db.execute(
-                    'INSERT INTO sentences (article_id, position, paragraph, start, "end")'
-                    " VALUES (?, ?, ?, ?, ?)",
+                (sentence_id,) = db.execute(
+                    INSERT_SENTENCE,
                     (article_id, sentence.position, sentence.paragraph, sentence.start,
                      sentence.end),
-                ).lastrowid  # fmt: skip
+                ).fetchone()  # fmt: skip
                 db.executemany(
                     "INSERT INTO sentence_encodings (sentence_id, model, passage, key)"
                     " VALUES (?, ?, ?, ?)",
