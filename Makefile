@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run chat test lint bench eval clean
+.PHONY: setup run chat test lint bench bench-webhook eval clean
 
 setup: $(VENV)/.installed
 	$(BIN)/articlebot setup
@@ -31,6 +31,9 @@ lint: $(VENV)/.installed
 
 bench: setup
 	$(BIN)/python bench/bench.py
+
+bench-webhook: setup
+	$(BIN)/python bench/webhook_throughput.py
 
 eval: setup
 	$(BIN)/articlebot eval ../shared/eval/xquad --split dev

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -28,7 +30,14 @@ import pytest
 
 from bot.webhook import SECRET_HEADER, webhook_secret
 from bot.worker import SLOTS
-from tests.e2e.conftest import IRAN_TITLE, STRIKE_TITLE, TOKEN, BotProcess
+from tests.e2e.conftest import (
+    IRAN_TITLE,
+    ROOT,
+    START_TIMEOUT,
+    STRIKE_TITLE,
+    TOKEN,
+    BotProcess,
+)
 from tests.e2e.people import Person
 from tests.postgres import LocalPostgres
 from tests.telegram_standin import BotApiStandin, Chat, User
@@ -286,3 +295,42 @@ def test_an_unreachable_database_is_named_at_start_with_its_password_hidden(
         process.start()
     assert "postgresql://articlebot:***@127.0.0.1:9/articlebot" in str(failure.value)
     assert "s3cret" not in process.log
+
+
+def test_workers_option_runs_several_processes_and_stops_them(
+    standin: BotApiStandin,
+    postgres: LocalPostgres,
+    news_site: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`run --workers 2` starts two worker processes sharing the port, which answer; SIGTERM
+    stops them all cleanly."""
+    folder = tmp_path_factory.mktemp("supervised")
+    port = _free_port()
+    environment = os.environ | {
+        "TELEGRAM_BOT_TOKEN": standin.token,
+        "TELEGRAM_BASE_URL": standin.base_url,
+        "TELEGRAM_BASE_FILE_URL": standin.base_file_url,
+        "ARTICLEBOT_DATA_DIR": str(folder),
+        "ARTICLEBOT_ALLOW_PRIVATE_URLS": "1",
+        "ARTICLEBOT_DATABASE_URL": postgres.new_database(),
+    }
+    log_path = folder / "supervisor.log"
+    command = [
+        *(sys.executable, "-m", "bot", "run", "--webhook-url"),
+        *(f"http://127.0.0.1:{port}/hook", "--port", str(port), "--workers", "2"),
+    ]
+    with log_path.open("wb") as log:
+        supervisor = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while log_path.read_text(errors="replace").count(SERVED) < 2:
+            assert supervisor.poll() is None, log_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")
+            time.sleep(0.2)
+        reader = Person(standin, Chat(6001), User(6001, "Uma", "uma", "en"))
+        assert IRAN_TITLE in reader.says(f"{news_site}/russland-iran.html")["text"]
+        assert "Russland" in reader.says("Who is mediating with Iran?")["text"]
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=60) == 0, log_path.read_text(errors="replace")
