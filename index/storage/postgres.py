@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -52,6 +52,7 @@ class PostgresStorage(SQLStorage):
     """A pool of connections to one PostgreSQL database with the pgvector extension."""
 
     name = "postgresql"
+    _MODEL_COLUMN = "model_id"
 
     def __init__(self, url: str, pool_size: int = 8) -> None:
         self.location = hide_password(url)
@@ -93,10 +94,10 @@ class PostgresStorage(SQLStorage):
         with self._connection() as db:
             return db.execute(_placeholders(sql), tuple(params)).fetchall()
 
-    def _execute(self, *statements: tuple[str, tuple]) -> None:
+    @contextmanager
+    def _statements(self) -> Iterator[_Transaction]:
         with self._connection() as db:
-            for sql, params in statements:
-                db.execute(_placeholders(sql), params)
+            yield _Transaction(db)
 
     def _migrate(self, db: psycopg.Connection) -> None:
         """Apply the pending migrations, under a lock so processes starting together
@@ -217,30 +218,6 @@ class PostgresStorage(SQLStorage):
             (sorted({int(i) for i in article_ids}),),
         )
         return {row[0]: Article(*row) for row in rows}
-
-    def remove_article(self, chat_id: str, number: int) -> Article | None:
-        article = self.article(chat_id, number)
-        if article is None:
-            return None
-        with self._connection() as db:
-            keys = _encoding_keys(db, "s.article_id = %s", article.id)
-            db.execute("DELETE FROM articles WHERE id = %s", (article.id,))
-            _forget_encodings(db, keys)
-            db.execute("UPDATE chats SET version = version + 1 WHERE id = %s", (chat_id,))
-        return article
-
-    def forget_chat(self, chat_id: str) -> int:
-        with self._connection() as db:
-            (count,) = db.execute(
-                "SELECT COUNT(*) FROM articles WHERE chat_id = %s", (chat_id,)
-            ).fetchone()
-            keys = _encoding_keys(
-                db, "s.article_id IN (SELECT id FROM articles WHERE chat_id = %s)", chat_id
-            )
-            db.execute("DELETE FROM articles WHERE chat_id = %s", (chat_id,))
-            _forget_encodings(db, keys)
-            db.execute("UPDATE chats SET version = version + 1 WHERE id = %s", (chat_id,))
-        return int(count)
 
     # Sentences
 
@@ -536,20 +513,15 @@ def _insert_vectors(
     )
 
 
-def _encoding_keys(db: psycopg.Connection, where: str, value: object) -> list[tuple[int, str]]:
-    """The (model id, key) pairs of the encodings of the sentences matching `where`."""
-    return db.execute(
-        "SELECT DISTINCT se.model_id, se.key FROM sentence_encodings se"
-        f" JOIN sentences s ON s.id = se.sentence_id WHERE {where}",
-        (value,),
-    ).fetchall()
+class _Transaction:
+    """`index.storage.sql.Transaction` on a PostgreSQL connection."""
 
+    def __init__(self, db: psycopg.Connection) -> None:
+        self.db = db
 
-def _forget_encodings(db: psycopg.Connection, keys: list[tuple[int, str]]) -> None:
-    """Delete cached encodings no sentence uses any more (see the SQLite engine)."""
-    db.cursor().executemany(
-        "DELETE FROM encodings e WHERE e.model_id = %s AND e.key = %s AND NOT EXISTS"
-        " (SELECT 1 FROM sentence_encodings se WHERE se.model_id = e.model_id"
-        " AND se.key = e.key)",
-        keys,
-    )
+    def run(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        cursor = self.db.execute(_placeholders(sql), tuple(params))
+        return cursor.fetchall() if cursor.description else []
+
+    def run_many(self, sql: str, rows: list[Sequence]) -> None:
+        self.db.cursor().executemany(_placeholders(sql), rows)

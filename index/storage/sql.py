@@ -7,7 +7,9 @@ between the engines (transactions, IN lists, vectors, models) stays in each engi
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 from index.records import Article, Sentence
 from index.storage.base import ANSWERS_PER_CHAT, Storage
@@ -34,16 +36,77 @@ INSERT_SENTENCE = (
 )
 
 
+class Transaction(Protocol):
+    """Statements (with `?` placeholders) run in one database transaction."""
+
+    def run(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """Run one statement; its rows (none for a statement that returns none)."""
+
+    def run_many(self, sql: str, rows: list[Sequence]) -> None:
+        """Run one statement once per row of parameters."""
+
+
 class SQLStorage(Storage):
     """The part of `Storage` both engines share."""
+
+    # How `encodings` and `sentence_encodings` name the model: by key, or by id.
+    _MODEL_COLUMN: str
 
     @abstractmethod
     def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         """Rows of one query (with `?` placeholders)."""
 
     @abstractmethod
+    def _statements(self) -> AbstractContextManager[Transaction]:
+        """A transaction: committed when the block ends, rolled back on an error."""
+
     def _execute(self, *statements: tuple[str, tuple]) -> None:
-        """Run statements (with `?` placeholders) in one transaction."""
+        with self._statements() as transaction:
+            for sql, params in statements:
+                transaction.run(sql, params)
+
+    def _vectors_removed(self, chat_id: str, sentence_ids: list[int], whole_chat: bool) -> None:
+        """Called after sentences were deleted, for vectors kept outside the database."""
+
+    def remove_article(self, chat_id: str, number: int) -> Article | None:
+        article = self.article(chat_id, number)
+        if article is None:
+            return None
+        sentence_ids, _count = self._delete_articles(chat_id, "id = ?", article.id)
+        self._vectors_removed(chat_id, sentence_ids, whole_chat=False)
+        return article
+
+    def forget_chat(self, chat_id: str) -> int:
+        sentence_ids, count = self._delete_articles(chat_id, "chat_id = ?", chat_id)
+        self._vectors_removed(chat_id, sentence_ids, whole_chat=True)
+        return count
+
+    def _delete_articles(self, chat_id: str, where: str, value: object) -> tuple[list[int], int]:
+        """Delete the chat's articles matching `where`, with their sentences and the encodings
+        no other sentence uses (what a model made of an article, its token ids, spells out its
+        text, so it goes with it); returns the deleted sentence ids and the article count."""
+        model = self._MODEL_COLUMN
+        chosen = f"SELECT id FROM articles WHERE chat_id = ? AND {where}"
+        with self._statements() as transaction:
+            sentences = transaction.run(
+                f"SELECT id FROM sentences WHERE article_id IN ({chosen})", (chat_id, value)
+            )
+            keys = transaction.run(
+                f"SELECT DISTINCT se.{model}, se.key FROM sentence_encodings se"
+                f" JOIN sentences s ON s.id = se.sentence_id WHERE s.article_id IN ({chosen})",
+                (chat_id, value),
+            )
+            deleted = transaction.run(
+                f"DELETE FROM articles WHERE chat_id = ? AND {where} RETURNING id",
+                (chat_id, value),
+            )
+            transaction.run_many(
+                f"DELETE FROM encodings WHERE {model} = ? AND key = ? AND NOT EXISTS (SELECT 1"
+                f" FROM sentence_encodings se WHERE se.{model} = ? AND se.key = ?)",
+                [(m, key, m, key) for m, key in keys],
+            )
+            transaction.run("UPDATE chats SET version = version + 1 WHERE id = ?", (chat_id,))
+        return [row[0] for row in sentences], len(deleted)
 
     def article(self, chat_id: str, number: int) -> Article | None:
         rows = self._query(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +39,7 @@ class SQLiteStorage(SQLStorage):
     """Thread-safe access to the data folder (one connection, one lock)."""
 
     name = "sqlite"
+    _MODEL_COLUMN = "model"
 
     def __init__(self, data_dir: Path) -> None:
         path = data_dir / "library.sqlite3"
@@ -96,10 +97,10 @@ class SQLiteStorage(SQLStorage):
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
-    def _execute(self, *statements: tuple[str, tuple]) -> None:
+    @contextmanager
+    def _statements(self) -> Iterator[_Transaction]:
         with self._transaction() as db:
-            for sql, params in statements:
-                db.execute(sql, params)
+            yield _Transaction(db)
 
     def _query_in(self, sql: str, values: Iterable, *params: object) -> list[tuple]:
         """Run `sql`, whose `{marks}` stands for an IN list, over `values` in chunks small
@@ -144,7 +145,7 @@ class SQLiteStorage(SQLStorage):
             if existing is None:
                 raise
             raise DuplicateArticle(existing) from None
-        stored = self.article_by_id(article_id)
+        stored = self.articles_by_ids([article_id])[article_id]
         sentences = self.sentences_of(article_id)
         ids = np.array([s.id for s in sentences], dtype=np.int64)
         vectors = np.array([s.encoding.vector for s in article.sentences], dtype=np.float32)
@@ -157,12 +158,6 @@ class SQLiteStorage(SQLStorage):
         rows = db.execute(DUPLICATE, (chat_id, text_hash, canonical_url)).fetchall()
         return Article(*rows[0]) if rows else None
 
-    def article_by_id(self, article_id: int) -> Article:
-        rows = self._query(
-            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.id = ?", (article_id,)
-        )
-        return Article(*rows[0])
-
     def articles_by_ids(self, article_ids: Iterable[int]) -> dict[int, Article]:
         rows = self._query_in(
             f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.id IN ({{marks}})",
@@ -170,37 +165,12 @@ class SQLiteStorage(SQLStorage):
         )
         return {row[0]: Article(*row) for row in rows}
 
-    def remove_article(self, chat_id: str, number: int) -> Article | None:
-        article = self.article(chat_id, number)
-        if article is None:
-            return None
-        with self._transaction() as db:
-            ids = [
-                r[0]
-                for r in db.execute("SELECT id FROM sentences WHERE article_id = ?", (article.id,))
-            ]
-            keys = _encoding_keys(db, "s.article_id = ?", article.id)
-            db.execute("DELETE FROM articles WHERE id = ?", (article.id,))
-            _forget_encodings(db, keys)
-            db.execute("UPDATE chats SET version = version + 1 WHERE id = ?", (chat_id,))
+    def _vectors_removed(self, chat_id: str, sentence_ids: list[int], whole_chat: bool) -> None:
         for vectors in self._all_vector_files():
-            vectors.remove(chat_id, ids)
-        return article
-
-    def forget_chat(self, chat_id: str) -> int:
-        with self._transaction() as db:
-            (count,) = db.execute(
-                "SELECT COUNT(*) FROM articles WHERE chat_id = ?", (chat_id,)
-            ).fetchone()
-            keys = _encoding_keys(
-                db, "s.article_id IN (SELECT id FROM articles WHERE chat_id = ?)", chat_id
-            )
-            db.execute("DELETE FROM articles WHERE chat_id = ?", (chat_id,))
-            _forget_encodings(db, keys)
-            db.execute("UPDATE chats SET version = version + 1 WHERE id = ?", (chat_id,))
-        for vectors in self._all_vector_files():
-            vectors.forget(chat_id)
-        return int(count)
+            if whole_chat:
+                vectors.forget(chat_id)
+            else:
+                vectors.remove(chat_id, sentence_ids)
 
     # Sentences
 
@@ -338,7 +308,7 @@ class SQLiteStorage(SQLStorage):
     def export_articles(self) -> Iterator[ArticleExport]:
         ids = [row[0] for row in self._query("SELECT id FROM articles ORDER BY id")]
         for article_id in ids:
-            article = self.article_by_id(article_id)
+            article = self.articles_by_ids([article_id])[article_id]
             sentences = self.sentences_of(article_id)
             readings = self._query(
                 f"SELECT se.sentence_id, se.model, se.passage, se.key, {_ENCODING_COLUMNS}"
@@ -398,20 +368,14 @@ def _insert_encodings(db: sqlite3.Connection, model: str, encodings: dict[str, E
     )
 
 
-def _encoding_keys(db: sqlite3.Connection, where: str, value: object) -> list[tuple[str, str]]:
-    """The (model, key) pairs of the encodings of the sentences matching `where`."""
-    return db.execute(
-        "SELECT DISTINCT se.model, se.key FROM sentence_encodings se"
-        f" JOIN sentences s ON s.id = se.sentence_id WHERE {where}",
-        (value,),
-    ).fetchall()
+class _Transaction:
+    """`index.storage.sql.Transaction` on the SQLite connection."""
 
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
 
-def _forget_encodings(db: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
-    """Delete cached encodings no sentence uses any more: what a model made of a removed
-    article (its token ids spell out its text) must go with it."""
-    db.executemany(
-        "DELETE FROM encodings WHERE model = ? AND key = ? AND NOT EXISTS"
-        " (SELECT 1 FROM sentence_encodings se WHERE se.model = ? AND se.key = ?)",
-        [(model, key, model, key) for model, key in keys],
-    )
+    def run(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return self.db.execute(sql, tuple(params)).fetchall()
+
+    def run_many(self, sql: str, rows: list[Sequence]) -> None:
+        self.db.executemany(sql, rows)
