@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 TELEGRAM_API = "https://api.telegram.org/bot"
 TELEGRAM_FILES = "https://api.telegram.org/file/bot"
 POLL_TIMEOUT = 25  # seconds a getUpdates long poll waits for news
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 # The commands, in the order Telegram's command menu shows them; each has a description
 # "command_<name>" in bot.texts.
 COMMANDS = {
@@ -81,7 +80,11 @@ def run_bot(settings: Settings) -> int:
     base_file_url = os.environ.get("TELEGRAM_BASE_FILE_URL") or TELEGRAM_FILES
     try:
         if settings.webhook_url:
-            return run_webhook(settings, token, base_url, base_file_url)
+            return run_webhook(
+                settings,
+                token,
+                lambda library: build_application(library, token, base_url, base_file_url),
+            )
         return _run_polling(settings, token, base_url, base_file_url)
     except StorageUnavailable as error:
         print(f"{error} ({error.__cause__})", file=sys.stderr)
@@ -95,7 +98,7 @@ def _run_polling(settings: Settings, token: str, base_url: str, base_file_url: s
     """Long polling: one process asks Telegram for updates (the default)."""
     application = build_application(Library(settings), token, base_url, base_file_url)
     application.run_polling(
-        timeout=POLL_TIMEOUT, bootstrap_retries=5, allowed_updates=ALLOWED_UPDATES
+        timeout=POLL_TIMEOUT, bootstrap_retries=5, allowed_updates=handlers.ALLOWED_UPDATES
     )
     return 0
 
@@ -135,7 +138,7 @@ def build_application(
         ApplicationBuilder()
         .bot(bot)
         .concurrent_updates(ChatByChat(max_concurrent_updates=64))
-        .post_init(post_init)
+        .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
@@ -179,8 +182,9 @@ def _add_handlers(application: Application) -> None:
     application.add_error_handler(handlers.report_error)
 
 
-async def post_init(application: Application) -> None:
-    """Before polling: load the model, register the command menu, say who we are."""
+async def _post_init(application: Application) -> None:
+    """Before updates are handled: load the model, register the command menu, say who we
+    are."""
     await asyncio.to_thread(application.bot_data[handlers.LIBRARY].warm_up)
     for language in (ENGLISH, GERMAN):
         commands = [BotCommand(name, say(f"command_{name}", language)) for name in COMMANDS]

@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
 LIBRARY = "library"  # key of the Library in application.bot_data
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]  # the kinds of update handled here
 _TYPING_EVERY = 4.0  # seconds; Telegram shows "typing" for 5 s after each chat action
 
 

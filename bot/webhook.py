@@ -21,11 +21,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import psycopg
 from aiohttp import web
+from telegram.ext import Application
 
+from bot.handlers import ALLOWED_UPDATES
 from bot.inbox import Inbox, valid_update
 from bot.worker import Worker
 from index.config import Settings
@@ -75,8 +78,11 @@ def receiver(inbox: Inbox, path: str, secret: str) -> web.Application:
     return application
 
 
-def run_webhook(settings: Settings, token: str, base_url: str, base_file_url: str) -> int:
-    """Serve the webhook until SIGINT/SIGTERM, in this process or in `settings.workers`."""
+def run_webhook(
+    settings: Settings, token: str, make_application: Callable[[Library], Application]
+) -> int:
+    """Serve the webhook until SIGINT/SIGTERM, in this process or in `settings.workers`;
+    `make_application` gives the bot with its handlers for a Library."""
     if not settings.database_url:
         print(
             "Webhook mode keeps updates in PostgreSQL: set ARTICLEBOT_DATABASE_URL (without "
@@ -86,23 +92,23 @@ def run_webhook(settings: Settings, token: str, base_url: str, base_file_url: st
         return 2
     if settings.workers > 1:
         return _supervise(settings)
-    return asyncio.run(_serve(settings, token, base_url, base_file_url))
+    return asyncio.run(_serve(settings, token, make_application))
 
 
-async def _serve(settings: Settings, token: str, base_url: str, base_file_url: str) -> int:
-    from bot.app import ALLOWED_UPDATES, build_application, post_init
-
+async def _serve(
+    settings: Settings, token: str, make_application: Callable[[Library], Application]
+) -> int:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stopping.set)
     library = Library(settings)
     inbox = Inbox(settings.database_url)
-    application = build_application(library, token, base_url, base_file_url)
+    application = make_application(library)
     secret = webhook_secret(token)
     try:
         async with application:
-            await post_init(application)
+            await application.post_init(application)
             await application.bot.set_webhook(
                 settings.webhook_url,
                 secret_token=secret,
