@@ -39,16 +39,36 @@ class VectorSource(Protocol):
     def chat_version(self, chat_id: str) -> int: ...
 
 
-# Exact search over a million 384-dimensional vectors takes some 150 ms on two cores, at
-# 100,000 about 15 ms: past this size a chat is searched approximately (see bench/bench.py).
+# Exact search over 100,000 int8 vectors of 384 values took 45 ms on one core of a busy
+# machine (a million: ten times that): past this size a chat is searched approximately.
 APPROXIMATE_FROM = 100_000
 # Groups the IVF looks into per question: finds 99.5% of the exact top 40 on a million
 # vectors shaped like real ones, in a few milliseconds (bench/bench.py measures both).
 PROBES = 48
 
 
+# Vectors are kept in the files as int8, each value times this scale (392 bytes a sentence
+# instead of 1,544). Sentence vectors are unit length and their values stay well inside
+# ±0.3; larger ones are clipped. FAISS quantises the query the same way, so a score comes
+# out times the scale squared.
+_SCALE = 400.0
+_KIND = faiss.ScalarQuantizer.QT_8bit_direct_signed
+
+
 def _new_index(dimension: int) -> faiss.IndexIDMap2:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    quantiser = faiss.IndexScalarQuantizer(dimension, _KIND, faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexIDMap2(quantiser)
+
+
+def _codes(vectors: np.ndarray) -> np.ndarray:
+    """Vectors as the files keep them (whole numbers in float32, as FAISS takes them)."""
+    return np.clip(np.round(vectors * _SCALE), -127, 127).astype(np.float32)
+
+
+def _current_kind(index: faiss.IndexIDMap2) -> bool:
+    """Whether a file read holds int8 vectors (older versions wrote float32 ones)."""
+    inner = faiss.downcast_index(index.index)
+    return isinstance(inner, faiss.IndexScalarQuantizer) and inner.sq.qtype == _KIND
 
 
 class ApproximateIndex:
@@ -143,15 +163,18 @@ class VectorFiles:
                 stored = faiss.vector_to_array(index.id_map)
                 current = np.union1d(np.setdiff1d(stored, removing), adding)
                 in_step = len(np.unique(stored)) == len(stored)
-                if in_step and np.array_equal(current, expected):
+                if in_step and np.array_equal(current, expected) and _current_kind(index):
                     return index
-                logger.warning("Vector file of chat %s is out of date; rebuilding", chat_id)
+                if not _current_kind(index):
+                    logger.info("Vector file of chat %s is of an older kind; rebuilding", chat_id)
+                else:
+                    logger.warning("Vector file of chat %s is out of date; rebuilding", chat_id)
             except (RuntimeError, AttributeError, MemoryError):  # damaged, or not IndexIDMap2
                 logger.warning("Vector file of chat %s is unreadable; rebuilding", chat_id)
         ids, vectors = self._source.chat_vectors(chat_id, self.model)
         index = _new_index(vectors.shape[1] if len(ids) else 1)
         if len(ids):
-            index.add_with_ids(vectors, ids)
+            index.add_with_ids(_codes(vectors), ids)
         if len(ids) != len(expected):
             logger.warning("Chat %s: %d sentences lack vectors", chat_id, len(expected) - len(ids))
         self._save(chat_id, index)
@@ -176,8 +199,9 @@ class VectorFiles:
             present = set(faiss.vector_to_array(index.id_map).tolist())
             new = np.array([i not in present for i in ids.tolist()], dtype=bool)
             if new.any():
-                index.add_with_ids(vectors[new], ids[new])
-                self._changed(chat_id, index, lambda a: a.add(ids[new], vectors[new]))
+                codes = _codes(vectors[new])
+                index.add_with_ids(codes, ids[new])
+                self._changed(chat_id, index, lambda a: a.add(ids[new], codes))
             self._save(chat_id, index)
 
     def remove(self, chat_id: str, ids: list[int]) -> None:
@@ -206,12 +230,13 @@ class VectorFiles:
             k = min(k, index.ntotal)
             if k == 0:
                 return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-            query = query.reshape(1, -1).astype(np.float32)
+            query = _codes(query.reshape(1, -1))
             approximate = self._approximate_for(chat_id, index)
             if approximate is not None:
-                return approximate.search(query, k)
-            scores, ids = index.search(query, k)
-        return scores[0], ids[0]
+                scores, ids = approximate.search(query, k)
+            else:
+                scores, ids = (found[0] for found in index.search(query, k))
+        return scores / _SCALE**2, ids
 
     def approximate(self, chat_id: str) -> bool:
         """Whether the chat is searched approximately by now."""
