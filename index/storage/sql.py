@@ -136,10 +136,11 @@ class SQLStorage(Storage):
         )
         if tokens < TRAINING_TOKENS:
             return None
-        # Ordered by key, a hash: an even sample of everything read so far.
+        # Ordered by key, a hash: an even sample of everything read so far (sentences have
+        # tens of tokens, so these rows hold several times the tokens needed).
         rows = self._query(
             f"SELECT {ENCODING_COLUMNS} FROM encodings e WHERE {column} = ?"
-            f" AND format = {codec.FULL} ORDER BY key",
+            f" AND format = {codec.FULL} ORDER BY key LIMIT {TRAINING_TOKENS // 4}",
             (model_value,),
         )
         vectors = np.concatenate([codec.decode(row, None).tokens.vectors for row in rows])
