@@ -65,6 +65,15 @@ def _codes(vectors: np.ndarray) -> np.ndarray:
     return np.clip(np.round(vectors * _SCALE), -127, 127).astype(np.float32)
 
 
+def _in_step(
+    index: faiss.IndexIDMap2, expected: np.ndarray, adding: np.ndarray, removing: np.ndarray
+) -> bool:
+    """Whether `index` holds the `expected` ids, but for those being added or removed."""
+    stored = faiss.vector_to_array(index.id_map)
+    current = np.union1d(np.setdiff1d(stored, removing), adding)
+    return len(np.unique(stored)) == len(stored) and np.array_equal(current, expected)
+
+
 def _current_kind(index: faiss.IndexIDMap2) -> bool:
     """Whether a file read holds int8 vectors (older versions wrote float32 ones)."""
     inner = faiss.downcast_index(index.index)
@@ -136,34 +145,36 @@ class VectorFiles:
     def _index(
         self, chat_id: str, adding: np.ndarray | None = None, removing: np.ndarray | None = None
     ) -> faiss.IndexIDMap2:
-        """The chat's index, current with the database (call with the chat's lock held)."""
+        """The chat's index, current with the database (call with the chat's lock held).
+
+        The database is written first, so while sentences are being added (or removed) the
+        index may still lack (or hold) exactly those: that is in step, not out of date. When
+        the only change since is this process's own, the index in memory is kept (and with
+        it a large chat's approximate index); otherwise it is read again from its file."""
         version = self._source.chat_version(chat_id)
         cached = self._indexes.get(chat_id)
         if cached is None or cached[0] != version:
-            cached = (version, self._load_or_rebuild(chat_id, adding, removing))
+            expected = np.sort(self._source.chat_sentence_ids(chat_id))
+            empty = np.zeros(0, dtype=np.int64)
+            adding = empty if adding is None else np.asarray(adding, dtype=np.int64)
+            removing = empty if removing is None else np.asarray(removing, dtype=np.int64)
+            if cached is not None and _in_step(cached[1], expected, adding, removing):
+                cached = (version, cached[1])
+            else:
+                cached = (version, self._load_or_rebuild(chat_id, expected, adding, removing))
             self._indexes[chat_id] = cached
         return cached[1]
 
     def _load_or_rebuild(
-        self, chat_id: str, adding: np.ndarray | None = None, removing: np.ndarray | None = None
+        self, chat_id: str, expected: np.ndarray, adding: np.ndarray, removing: np.ndarray
     ) -> faiss.IndexIDMap2:
-        """The chat's index from its file if that matches the database, else rebuilt.
-
-        The database is written first, so while sentences are being added (or removed) the file
-        may still lack (or hold) exactly those: that is in step, not out of date.
-        """
+        """The chat's index from its file if that is in step with the database (holds the
+        `expected` sentence ids but for `adding` and `removing`), else rebuilt."""
         path = self._path(chat_id)
-        expected = np.sort(self._source.chat_sentence_ids(chat_id))
-        empty = np.zeros(0, dtype=np.int64)
-        adding = empty if adding is None else np.asarray(adding, dtype=np.int64)
-        removing = empty if removing is None else np.asarray(removing, dtype=np.int64)
         if path.exists():
             try:
                 index = faiss.read_index(str(path))
-                stored = faiss.vector_to_array(index.id_map)
-                current = np.union1d(np.setdiff1d(stored, removing), adding)
-                in_step = len(np.unique(stored)) == len(stored)
-                if in_step and np.array_equal(current, expected) and _current_kind(index):
+                if _in_step(index, expected, adding, removing) and _current_kind(index):
                     return index
                 if not _current_kind(index):
                     logger.info("Vector file of chat %s is of an older kind; rebuilding", chat_id)
