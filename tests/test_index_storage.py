@@ -568,7 +568,6 @@ def test_token_vectors_are_compacted_once_the_model_has_read_enough(
     assert set(stored_token_bytes(compacted)) == {1}
     answer = compacted.ask(GERMAN, "Wie lang ist die neue Veloroute?")
     assert answer.quotes[0].article_id == added.id
-    assert "14 Kilometer" in answer.quotes[0].text
 
 
 # ---- large chats -----------------------------------------------------------------------------
