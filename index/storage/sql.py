@@ -188,6 +188,10 @@ class SQLStorage(Storage):
                     )  # fmt: skip
                 bar.update(len(rows))
                 rows = self._query(select, (model_value, rows[-1][0]))
+        self._reclaim_space()
+
+    def _reclaim_space(self) -> None:
+        """Give the space the full rows took back, where the engine does not do so itself."""
 
     def remove_article(self, chat_id: str, number: int) -> Article | None:
         article = self.article(chat_id, number)

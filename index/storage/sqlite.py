@@ -61,6 +61,11 @@ class SQLiteStorage(SQLStorage):
     def _model_value(self, model: str) -> str:
         return model
 
+    def _reclaim_space(self) -> None:
+        """SQLite keeps freed pages inside its file: after compacting, it is rewritten."""
+        with self._lock:
+            self._db.execute("VACUUM")
+
     def _migrate(self, path: Path) -> None:
         with self._lock:
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
