@@ -334,19 +334,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="articlebot-bench-") as scratch:
         settings = load_settings().with_overrides(data_dir=scratch)
         ours, corpus, library = measure_ours(settings, data, args.articles)
+        _note(ours)
         report.update(ours)
         report["ingest"]["raw_fp32_sentences_per_s"] = raw_fp32_rate(settings, corpus.sentences)
+        _note(report["ingest"])
         sentences = ours["ingest"]["sentences"]
-        if args.scale:
-            report["scale"] = measure_scale(library, corpus, args.scale)
-        library.close()
+        library.close()  # written out, so the folder's size is what a user would find
         size = storage_bytes_per_sentence(Path(scratch), sentences)
-        report["storage"] = {"bytes_per_sentence": size}
-        report.update(measure_serving(Path(scratch), data))
+        report["storage"] = _note({"bytes_per_sentence": size})
+        report.update(_note(measure_serving(Path(scratch), data)))
+        if args.scale:
+            library = Library(settings, embedder=library.embedder)
+            report["scale"] = _note(measure_scale(library, corpus, args.scale))
+            library.close()
     if not args.no_peer:
-        report["peer"] = measure_peer(settings, corpus)
+        report["peer"] = _note(measure_peer(settings, corpus))
     print(_summary(report), flush=True)
     print(json.dumps(report))
+
+
+def _note(result: dict) -> dict:
+    """Show a part's figures as soon as they are measured (on stderr; stdout ends with the
+    whole report)."""
+    print(json.dumps(result), file=sys.stderr, flush=True)
+    return result
 
 
 def _summary(report: dict) -> str:
