@@ -30,6 +30,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 
 bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench.py
 
 bench-webhook: setup

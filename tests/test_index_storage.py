@@ -21,6 +21,8 @@ from index.embeddings import Embedder
 from index.errors import DuplicateArticle, UnknownArticle
 from index.library import Library
 from index.records import Answer, Article
+from index.storage import faiss_files, sql
+from index.storage.migrations import SQLITE, latest
 from tests.conftest import SEED_ARTICLE, fixture_bytes, fixture_text, library_state
 
 pytestmark = pytest.mark.both_engines
@@ -463,7 +465,7 @@ def test_a_data_folder_of_the_first_release_is_upgraded_in_place(
     assert quotes_of(upgraded.ask(GERMAN, IRAN_QUESTION)) == quotes_of(answer)
     assert upgraded.add_text(GERMAN, SHORT_GERMAN).number == 2
     version = upgraded.storage._query("PRAGMA user_version")[0][0]
-    assert version == 5
+    assert version == latest(SQLITE)
 
 
 def test_articles_added_by_another_process_are_found_at_once(library: Library, reopen: Any) -> None:
@@ -525,3 +527,75 @@ def test_absurd_article_ids_are_unknown_with_a_short_message(library: Library, n
     with pytest.raises(UnknownArticle) as refusal:
         library.remove(GERMAN, number)
     assert len(str(refusal.value)) < 100
+
+
+# ---- compact encodings --------------------------------------------------------------------------
+
+
+def stored_token_bytes(library: Library) -> dict[int, int]:
+    """Bytes of stored token vectors per encoding format (0 full, 1 compact)."""
+    rows = library.storage._query(
+        "SELECT format, SUM(LENGTH(token_vectors)) FROM encodings GROUP BY format"
+    )
+    return {int(form): int(size) for form, size in rows}
+
+
+def test_token_vectors_are_compacted_once_the_model_has_read_enough(
+    library: Library, reopen: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Articles stored in full (by an older version, or before the model had read enough to
+    learn its codebook) are compacted when the library is opened: a tenth of the size or less,
+    the same best quotes. Articles added afterwards are stored compactly from the start."""
+    monkeypatch.setattr(sql, "TRAINING_TOKENS", 10**9)
+    add_seed(library)
+    add_english(library, GERMAN)
+    full = stored_token_bytes(library)
+    before = {q: library.ask(GERMAN, q).quotes[0] for q in (IRAN_QUESTION, BUS_QUESTION)}
+    library.close()
+
+    monkeypatch.setattr(sql, "TRAINING_TOKENS", 300)  # FAISS needs 256 per centroid set
+    compacted = reopen()
+    sizes = stored_token_bytes(compacted)
+    assert set(full) == {0} and set(sizes) == {1}
+    assert sizes[1] * 10 <= full[0]
+    for question, quote in before.items():
+        first = compacted.ask(GERMAN, question).quotes[0]
+        assert (first.article_id, first.start, first.end) == (
+            quote.article_id, quote.start, quote.end,
+        )  # fmt: skip
+
+    added = compacted.add_text(GERMAN, SHORT_GERMAN)
+    assert set(stored_token_bytes(compacted)) == {1}
+    answer = compacted.ask(GERMAN, "Wie lang ist die neue Veloroute?")
+    assert answer.quotes[0].article_id == added.id
+
+
+# ---- large chats -----------------------------------------------------------------------------
+
+
+@pytest.mark.embedded_only
+def test_a_large_chat_is_searched_approximately_and_stays_in_step(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chat past `APPROXIMATE_FROM` sentences gets an approximate index, built in the
+    background while exact search answers; once it is used, the answers are the same, and an
+    article added or removed is found or gone at once, without a rebuild."""
+    monkeypatch.setattr(faiss_files, "APPROXIMATE_FROM", 10)
+    seed = add_seed(library)
+    exact = library.ask(GERMAN, IRAN_QUESTION).quotes[0]
+    vectors = library.storage._vectors(library.embedder.model_key)
+    for _ in range(600):  # the build runs in a thread of its own
+        if vectors.approximate(GERMAN):
+            break
+        threading.Event().wait(0.2)
+    assert vectors.approximate(GERMAN)
+
+    first = library.ask(GERMAN, IRAN_QUESTION).quotes[0]
+    assert (first.article_id, first.start, first.end) == (exact.article_id, exact.start, exact.end)
+    added = library.add_text(GERMAN, SHORT_GERMAN)
+    assert vectors.approximate(GERMAN)
+    assert library.ask(GERMAN, "Wie lang ist die neue Veloroute?").quotes[0].article_id == added.id
+    library.remove(GERMAN, added.number)
+    assert vectors.approximate(GERMAN)
+    answer = library.ask(GERMAN, "Wie lang ist die neue Veloroute?")
+    assert {q.article_id for q in answer.quotes} <= {seed.id}

@@ -1,44 +1,92 @@
 """How records become table rows and back, the same way in every engine.
 
-Encodings are stored as raw little-endian arrays: the sentence vector in float32, token ids and
-spans in int32, token vectors in float16 (half the size, the same ranking).
+Encodings are stored as raw little-endian arrays, in one of two formats (a column says which):
+
+- FULL: the sentence vector in float32, token ids and spans in int32, token vectors in float16.
+  What a model's first tokens are kept as, and what older versions wrote.
+- COMPACT: the sentence vector in int8 with a float32 scale, token ids in int32, spans in
+  uint16, token vectors as product-quantiser codes (see `index.storage.compact`): about a
+  tenth of the size, once the model's codebook has been learnt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 
 from index.records import Article, ArticleDraft, ArticleExport, Encoding, Sentence, TokenVectors
+from index.storage.compact import TokenCodebook
+
+FULL, COMPACT = 0, 1
+_LONGEST_COMPACT_SPAN = np.iinfo(np.uint16).max
 
 
-def encode(encoding: Encoding) -> tuple[bytes, bytes, bytes, bytes]:
+def encode(
+    encoding: Encoding, codebook: TokenCodebook | None
+) -> tuple[bytes, bytes, bytes, bytes, int]:
+    """(vector, token ids, token spans, token vectors, format) of an encoding: COMPACT when
+    the model has a codebook (and the sentence is not absurdly long), else FULL."""
     tokens = encoding.tokens
+    ids = tokens.ids.astype(np.int32).tobytes()
+    if codebook is None or (tokens.spans.size and tokens.spans.max() > _LONGEST_COMPACT_SPAN):
+        return (
+            encoding.vector.astype(np.float32).tobytes(),
+            ids,
+            tokens.spans.astype(np.int32).tobytes(),
+            tokens.vectors.astype(np.float16).tobytes(),
+            FULL,
+        )
+    scale = max(float(np.abs(encoding.vector).max()), 1e-9) / 127
+    vector = np.round(encoding.vector / scale).astype(np.int8)
     return (
-        encoding.vector.astype(np.float32).tobytes(),
-        tokens.ids.astype(np.int32).tobytes(),
-        tokens.spans.astype(np.int32).tobytes(),
-        tokens.vectors.astype(np.float16).tobytes(),
+        np.float32(scale).tobytes() + vector.tobytes(),
+        ids,
+        tokens.spans.astype(np.uint16).tobytes(),
+        codebook.encode(tokens.vectors),
+        COMPACT,
     )
 
 
-def decode(blobs: Sequence[bytes]) -> Encoding:
-    vector = np.frombuffer(blobs[0], dtype=np.float32)
-    ids = token_ids(blobs[1])
-    spans = np.frombuffer(blobs[2], dtype=np.int32).reshape(-1, 2)
-    vectors = np.frombuffer(blobs[3], dtype=np.float16).reshape(len(ids), len(vector))
+def decode(blobs: Sequence, codebook: TokenCodebook | None) -> Encoding:
+    """An encoding from its stored (vector, token ids, token spans, token vectors, format).
+
+    A COMPACT row needs its model's codebook, which exists whenever such a row does."""
+    vector_blob, ids_blob, spans_blob, tokens_blob, form = blobs
+    vector = sentence_vector(vector_blob, form)
+    ids = token_ids(ids_blob)
+    if form == COMPACT:
+        if codebook is None:
+            raise RuntimeError("Compact encodings are stored without their model's codebook.")
+        spans = np.frombuffer(spans_blob, dtype=np.uint16).astype(np.int32).reshape(-1, 2)
+        vectors = codebook.decode(bytes(tokens_blob))
+    else:
+        spans = np.frombuffer(spans_blob, dtype=np.int32).reshape(-1, 2)
+        vectors = np.frombuffer(tokens_blob, dtype=np.float16).reshape(len(ids), len(vector))
     return Encoding(vector, TokenVectors(ids, spans, vectors, np.ones(len(ids), dtype=bool)))
+
+
+def sentence_vector(blob: bytes, form: int) -> np.ndarray:
+    """A stored sentence vector as float32."""
+    if form == COMPACT:
+        scale = np.frombuffer(blob[:4], dtype=np.float32)[0]
+        return np.frombuffer(blob[4:], dtype=np.int8).astype(np.float32) * scale
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+def full_token_vectors(blob: bytes, dimension: int) -> np.ndarray:
+    """The token vectors of a FULL row (what a codebook is learnt from)."""
+    return np.frombuffer(blob, dtype=np.float16).reshape(-1, dimension)
 
 
 def token_ids(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.int32)
 
 
-def vectors(blobs: Sequence[bytes]) -> np.ndarray:
-    """Sentence vectors stored as float32 blobs, as one matrix."""
-    return np.array([np.frombuffer(b, dtype=np.float32) for b in blobs], dtype=np.float32)
+def vectors(rows: Sequence[tuple[bytes, int]]) -> np.ndarray:
+    """Stored sentence vectors, (blob, format) each, as one float32 matrix."""
+    return np.array([sentence_vector(blob, form) for blob, form in rows], dtype=np.float32)
 
 
 def now() -> str:
@@ -68,14 +116,15 @@ def export(
     request: str | None,
     sentences: list[Sentence],
     readings: list[tuple],
+    codebooks: Callable[[str], TokenCodebook | None],
 ) -> ArticleExport:
     """An article for another engine. `readings` are rows of (sentence id, model, passage,
-    key, *encoding blobs): how each model read each sentence."""
+    key, *encoding columns): how each model read each sentence."""
     by_sentence: dict[int, list[tuple[str, int, str]]] = {s.id: [] for s in sentences}
     encodings: dict[str, dict[str, Encoding]] = {}
     for sentence_id, model, passage, key, *blobs in readings:
         by_sentence[sentence_id].append((model, passage, key))
-        encodings.setdefault(model, {})[key] = decode(blobs)
+        encodings.setdefault(model, {})[key] = decode(blobs, codebooks(model))
     return ArticleExport(
         article=article,
         request=request,

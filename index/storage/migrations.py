@@ -97,6 +97,19 @@ CREATE TABLE latest_answers (
 );
 """,
     ),
+    Migration(
+        8,
+        "compact encodings: a format per encoding, a token codebook per model",
+        """
+-- 0: float32 vector and float16 token vectors, as before. 1: compact (see storage/codec.py)
+ALTER TABLE encodings ADD COLUMN format INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX encodings_full ON encodings (model) WHERE format = 0;
+CREATE TABLE token_codebooks (
+    model TEXT PRIMARY KEY,
+    codebook BLOB NOT NULL
+);
+""",
+    ),
 )
 
 # PostgreSQL with pgvector. Sentence vectors live in `sentence_vectors`, next to the chat they
@@ -202,6 +215,19 @@ CREATE TABLE inbox (
     failed BOOLEAN NOT NULL DEFAULT false
 );
 CREATE INDEX inbox_waiting ON inbox (chat_key, update_id) WHERE done_at IS NULL;
+""",
+    ),
+    Migration(
+        5,
+        "compact encodings: a format per encoding, a token codebook per model",
+        """
+-- 0: float32 vector and float16 token vectors, as before. 1: compact (see storage/codec.py)
+ALTER TABLE encodings ADD COLUMN format SMALLINT NOT NULL DEFAULT 0;
+CREATE INDEX encodings_full ON encodings (model_id) WHERE format = 0;
+CREATE TABLE token_codebooks (
+    model_id INTEGER PRIMARY KEY REFERENCES models(id),
+    codebook BYTEA NOT NULL
+);
 """,
     ),
 )

@@ -24,10 +24,12 @@ from index.errors import DuplicateArticle
 from index.records import Article, ArticleExport, EncodedArticle, Encoding, Sentence, TokenVectors
 from index.storage import codec
 from index.storage.base import StorageUnavailable
+from index.storage.compact import TokenCodebook
 from index.storage.migrations import POSTGRES, latest, pending
 from index.storage.sql import (
     ARTICLE_COLUMNS,
     DUPLICATE,
+    ENCODING_COLUMNS,
     INSERT_ARTICLE,
     INSERT_SENTENCE,
     SENTENCE_COLUMNS,
@@ -36,7 +38,6 @@ from index.storage.sql import (
 
 logger = logging.getLogger(__name__)
 
-_ENCODING_COLUMNS = "e.vector, e.token_ids, e.token_spans, e.token_vectors"
 # One advisory lock for schema changes, so processes starting together migrate once.
 _SCHEMA_LOCK = 0x61727469636C65  # "article"
 # How many graph neighbours an HNSW search visits: well above the 40 candidates re-ranked.
@@ -55,6 +56,7 @@ class PostgresStorage(SQLStorage):
     _MODEL_COLUMN = "model_id"
 
     def __init__(self, url: str, pool_size: int = 8) -> None:
+        super().__init__()
         self.location = hide_password(url)
         self._models: dict[str, tuple[int, int]] = {}
         self._models_lock = threading.Lock()
@@ -76,6 +78,11 @@ class PostgresStorage(SQLStorage):
         except PoolTimeout as error:
             self._pool.close()
             raise StorageUnavailable(f"Cannot reach the database at {self.location}.") from error
+        self._compact_all()
+
+    def _model_value(self, model: str) -> int | None:
+        known = self._model(model)
+        return None if known is None else known[0]
 
     def close(self) -> None:
         self._pool.close()
@@ -170,6 +177,7 @@ class PostgresStorage(SQLStorage):
         draft = article.draft
         dimension = len(article.sentences[0].encoding.vector) if article.sentences else 1
         model_id, _ = self._model(article.model, dimension)
+        codebook = self._codebook(model_id)
         try:
             with self._connection() as db:
                 _lock_chat(db, chat_id)
@@ -177,7 +185,7 @@ class PostgresStorage(SQLStorage):
                 if existing is not None:
                     raise DuplicateArticle(existing)
                 number = _take_number(db, chat_id)
-                _insert_encodings(db, model_id, article.new_encodings)
+                _insert_encodings(db, model_id, article.new_encodings, codebook)
                 (article_id,) = db.execute(
                     _placeholders(INSERT_ARTICLE),
                     (chat_id, number, *codec.draft_columns(draft), codec.now(), added_by,
@@ -210,6 +218,7 @@ class PostgresStorage(SQLStorage):
             if existing is None:
                 raise
             raise DuplicateArticle(existing) from None
+        self._compact(model_id)
         return self.articles_by_ids([article_id])[article_id]
 
     def articles_by_ids(self, article_ids: Iterable[int]) -> dict[int, Article]:
@@ -258,12 +267,13 @@ class PostgresStorage(SQLStorage):
         if known is None:
             return {}
         rows = self._query(
-            f"SELECT se.sentence_id, {_ENCODING_COLUMNS} FROM sentence_encodings se"
+            f"SELECT se.sentence_id, {ENCODING_COLUMNS} FROM sentence_encodings se"
             " JOIN encodings e ON e.key = se.key AND e.model_id = se.model_id"
             " WHERE se.model_id = %s AND se.sentence_id = ANY(%s)",
             (known[0], _ids(sentence_ids)),
         )
-        return {row[0]: codec.decode(row[1:]).tokens for row in rows}
+        codebook = self._codebook(known[0])
+        return {row[0]: codec.decode(row[1:], codebook).tokens for row in rows}
 
     def chat_token_ids(self, chat_id: str, model: str) -> list[np.ndarray]:
         known = self._model(model)
@@ -285,11 +295,12 @@ class PostgresStorage(SQLStorage):
         if known is None:
             return {}
         rows = self._query(
-            f"SELECT e.key, {_ENCODING_COLUMNS} FROM encodings e"
+            f"SELECT e.key, {ENCODING_COLUMNS} FROM encodings e"
             " WHERE e.model_id = %s AND e.key = ANY(%s)",
             (known[0], sorted(set(keys))),
         )
-        return {row[0]: codec.decode(row[1:]) for row in rows}
+        codebook = self._codebook(known[0])
+        return {row[0]: codec.decode(row[1:], codebook) for row in rows}
 
     def articles_lacking_encodings(self, chat_id: str, model: str) -> list[int]:
         known = self._model(model)
@@ -315,16 +326,18 @@ class PostgresStorage(SQLStorage):
         if known is None:
             raise ValueError(f"No encodings of {model} to store")
         model_id = known[0]
+        codebook = self._codebook(model_id)
         with self._connection() as db:
-            _insert_encodings(db, model_id, encodings)
+            _insert_encodings(db, model_id, encodings, codebook)
             db.cursor().executemany(
                 "INSERT INTO sentence_encodings (sentence_id, model_id, passage, key)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (sentence_id, model_id)"
                 " DO UPDATE SET passage = EXCLUDED.passage, key = EXCLUDED.key",
                 [(sentence_id, model_id, passage, key) for sentence_id, passage, key in sentences],
             )
-            _insert_vectors(db, model_id, chat_id, sentences, encodings)
+            _insert_vectors(db, model_id, chat_id, sentences, encodings, codebook)
             db.execute("UPDATE chats SET version = version + 1 WHERE id = %s", (chat_id,))
+        self._compact(model_id)
 
     # Search
 
@@ -362,7 +375,7 @@ class PostgresStorage(SQLStorage):
         for article_id in ids:
             article = self.articles_by_ids([article_id])[article_id]
             readings = self._query(
-                f"SELECT se.sentence_id, m.key, se.passage, se.key, {_ENCODING_COLUMNS}"
+                f"SELECT se.sentence_id, m.key, se.passage, se.key, {ENCODING_COLUMNS}"
                 " FROM sentence_encodings se JOIN sentences s ON s.id = se.sentence_id"
                 " JOIN models m ON m.id = se.model_id"
                 " JOIN encodings e ON e.model_id = se.model_id AND e.key = se.key"
@@ -370,7 +383,11 @@ class PostgresStorage(SQLStorage):
                 (article_id,),
             )
             yield codec.export(
-                article, self._request_of(article_id), self.sentences_of(article_id), readings
+                article,
+                self._request_of(article_id),
+                self.sentences_of(article_id),
+                readings,
+                self.codebook_of,
             )
 
     def import_article(self, export: ArticleExport) -> bool:
@@ -405,7 +422,8 @@ class PostgresStorage(SQLStorage):
                     for reading_model, passage, key in reads
                     if reading_model == model
                 ]
-                _insert_encodings(db, model_id, encodings)
+                codebook = self._codebook(model_id)
+                _insert_encodings(db, model_id, encodings, codebook)
                 db.cursor().executemany(
                     "INSERT INTO sentence_encodings (sentence_id, model_id, passage, key)"
                     " VALUES (%s, %s, %s, %s)",
@@ -414,8 +432,10 @@ class PostgresStorage(SQLStorage):
                         for sentence_id, passage, key in readings
                     ],
                 )
-                _insert_vectors(db, model_id, article.chat_id, readings, encodings)
+                _insert_vectors(db, model_id, article.chat_id, readings, encodings, codebook)
             db.execute("UPDATE chats SET version = version + 1 WHERE id = %s", (article.chat_id,))
+        for model_id, _dimension in models.values():
+            self._compact(model_id)
         return True
 
 
@@ -478,12 +498,15 @@ def _insert_sentences(
 
 
 def _insert_encodings(
-    db: psycopg.Connection, model_id: int, encodings: dict[str, Encoding]
+    db: psycopg.Connection,
+    model_id: int,
+    encodings: dict[str, Encoding],
+    codebook: TokenCodebook | None,
 ) -> None:
     db.cursor().executemany(
-        "INSERT INTO encodings (model_id, key, vector, token_ids, token_spans, token_vectors)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        [(model_id, key, *codec.encode(encoding)) for key, encoding in encodings.items()],
+        "INSERT INTO encodings (model_id, key, vector, token_ids, token_spans, token_vectors,"
+        " format) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        [(model_id, key, *codec.encode(encoding, codebook)) for key, encoding in encodings.items()],
     )
 
 
@@ -493,6 +516,7 @@ def _insert_vectors(
     chat_id: str,
     readings: list[tuple[int, int, str]],
     encodings: dict[str, Encoding],
+    codebook: TokenCodebook | None,
 ) -> None:
     """The search vectors of sentences read as `(sentence id, passage, key)`; encodings
     not given here are taken from the cache."""
@@ -500,11 +524,11 @@ def _insert_vectors(
     known = dict(encodings)
     if missing:
         rows = db.execute(
-            f"SELECT e.key, {_ENCODING_COLUMNS} FROM encodings e"
+            f"SELECT e.key, {ENCODING_COLUMNS} FROM encodings e"
             " WHERE e.model_id = %s AND e.key = ANY(%s)",
             (model_id, missing),
         ).fetchall()
-        known.update({row[0]: codec.decode(row[1:]) for row in rows})
+        known.update({row[0]: codec.decode(row[1:], codebook) for row in rows})
     db.cursor().executemany(
         "INSERT INTO sentence_vectors (sentence_id, model_id, chat_id, vector)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT (model_id, sentence_id)"

@@ -6,14 +6,27 @@ between the engines (transactions, IN lists, vectors, models) stays in each engi
 
 from __future__ import annotations
 
+import logging
+import threading
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from index.records import Article, Sentence
-from index.storage.base import ANSWERS_PER_CHAT, Storage
+import numpy as np
+from tqdm import tqdm
 
+from index.records import Article, Sentence
+from index.storage import codec
+from index.storage.base import ANSWERS_PER_CHAT, Storage
+from index.storage.compact import TRAINING_TOKENS, TokenCodebook
+
+logger = logging.getLogger(__name__)
+
+# An encoding as `codec.decode` reads it.
+ENCODING_COLUMNS = "e.vector, e.token_ids, e.token_spans, e.token_vectors, e.format"
+# FULL rows compacted per transaction.
+_COMPACT_BATCH = 500
 SENTENCE_COLUMNS = 's.id, s.article_id, s.position, s.paragraph, s.start, s."end"'
 ARTICLE_COLUMNS = (
     "a.id, a.chat_id, a.number, a.title, a.text, a.language, a.source, a.url, a.canonical_url,"
@@ -60,6 +73,14 @@ class SQLStorage(Storage):
     def _statements(self) -> AbstractContextManager[Transaction]:
         """A transaction: committed when the block ends, rolled back on an error."""
 
+    def __init__(self) -> None:
+        self._codebooks: dict[object, TokenCodebook] = {}
+        self._compact_lock = threading.Lock()
+
+    @abstractmethod
+    def _model_value(self, model: str) -> object | None:
+        """How the tables name `model` (its key, or its id); None for a model never used."""
+
     def _execute(self, *statements: tuple[str, tuple]) -> None:
         with self._statements() as transaction:
             for sql, params in statements:
@@ -67,6 +88,110 @@ class SQLStorage(Storage):
 
     def _vectors_removed(self, chat_id: str, sentence_ids: list[int], whole_chat: bool) -> None:
         """Called after sentences were deleted, for vectors kept outside the database."""
+
+    # Compact encodings (see `index.storage.compact` and `index.storage.codec`)
+
+    def _codebook(self, model_value: object | None) -> TokenCodebook | None:
+        """The model's token codebook, once it has been learnt (by any process)."""
+        if model_value is None:
+            return None
+        codebooks = self._codebooks
+        if model_value not in codebooks:
+            column = self._MODEL_COLUMN
+            rows = self._query(
+                f"SELECT codebook FROM token_codebooks WHERE {column} = ?", (model_value,)
+            )
+            if not rows:
+                return None
+            codebooks[model_value] = TokenCodebook.from_bytes(bytes(rows[0][0]))
+        return codebooks[model_value]
+
+    def codebook_of(self, model: str) -> TokenCodebook | None:
+        return self._codebook(self._model_value(model))
+
+    def _compact_all(self) -> None:
+        """Compact what an older version (or a model's first articles) stored in FULL."""
+        column = self._MODEL_COLUMN
+        for (model_value,) in self._query(
+            f"SELECT DISTINCT {column} FROM encodings WHERE format = {codec.FULL}"
+        ):
+            self._compact(model_value)
+
+    def _compact(self, model_value: object | None) -> None:
+        """Learn the model's codebook once it has read `TRAINING_TOKENS` tokens, then rewrite
+        its FULL encodings compactly. Cheap when there is nothing to do."""
+        if model_value is None:
+            return
+        with self._compact_lock:
+            codebook = self._codebook(model_value) or self._learn_codebook(model_value)
+            if codebook is not None:
+                self._rewrite_full_rows(model_value, codebook)
+
+    def _learn_codebook(self, model_value: object) -> TokenCodebook | None:
+        column = self._MODEL_COLUMN
+        ((tokens,),) = self._query(
+            f"SELECT COALESCE(SUM(LENGTH(token_ids)), 0) / 4 FROM encodings"
+            f" WHERE {column} = ? AND format = {codec.FULL}",
+            (model_value,),
+        )
+        if tokens < TRAINING_TOKENS:
+            return None
+        # Ordered by key, a hash: an even sample of everything read so far (sentences have
+        # tens of tokens, so these rows hold several times the tokens needed).
+        rows = self._query(
+            f"SELECT {ENCODING_COLUMNS} FROM encodings e WHERE {column} = ?"
+            f" AND format = {codec.FULL} ORDER BY key LIMIT {TRAINING_TOKENS // 4}",
+            (model_value,),
+        )
+        vectors = np.concatenate([codec.decode(row, None).tokens.vectors for row in rows])
+        sample = np.random.default_rng(0).permutation(len(vectors))[:TRAINING_TOKENS]
+        logger.info("Learning the token codebook from %d token vectors", len(sample))
+        learnt = TokenCodebook.learn(vectors[sample])
+        self._execute(
+            (
+                f"INSERT INTO token_codebooks ({column}, codebook) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (model_value, learnt.to_bytes()),
+            )
+        )
+        return self._codebook(model_value)  # another process's, if it was quicker
+
+    def _rewrite_full_rows(self, model_value: object, codebook: TokenCodebook) -> None:
+        column = self._MODEL_COLUMN
+        # Walked by key: a row that stays FULL (a sentence too long for compact spans) is
+        # passed once, not met again.
+        select = (
+            f"SELECT key, {ENCODING_COLUMNS} FROM encodings e WHERE {column} = ?"
+            f" AND format = {codec.FULL} AND key > ? ORDER BY key LIMIT {_COMPACT_BATCH}"
+        )
+        rows = self._query(select, (model_value, ""))
+        if not rows:
+            return
+        ((total,),) = self._query(
+            f"SELECT COUNT(*) FROM encodings WHERE {column} = ? AND format = {codec.FULL}",
+            (model_value,),
+        )
+        logger.info("Compacting %d stored encodings (token vectors to %d-byte codes)", total,
+                    codebook.code_size)  # fmt: skip
+        with tqdm(total=total, desc="compacting encodings", unit=" sentences",
+                  disable=total < 5 * _COMPACT_BATCH) as bar:  # fmt: skip
+            while rows:
+                with self._statements() as transaction:
+                    transaction.run_many(
+                        f"UPDATE encodings SET vector = ?, token_ids = ?, token_spans = ?,"
+                        f" token_vectors = ?, format = ? WHERE {column} = ? AND key = ?",
+                        [
+                            (*codec.encode(codec.decode(row[1:], None), codebook), model_value,
+                             row[0])
+                            for row in rows
+                        ],
+                    )  # fmt: skip
+                bar.update(len(rows))
+                rows = self._query(select, (model_value, rows[-1][0]))
+        self._reclaim_space()
+
+    def _reclaim_space(self) -> None:
+        """Give the space the full rows took back, where the engine does not do so itself."""
 
     def remove_article(self, chat_id: str, number: int) -> Article | None:
         article = self.article(chat_id, number)
