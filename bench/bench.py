@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from index.config import load_settings
+from index.config import Settings, load_settings
 from index.evaluation import load_articles, load_questions
 from index.library import Library
 from index.records import ArticleDraft
@@ -37,33 +36,84 @@ def measure(mode: str, data: Path, split: str, pairs: list[str]) -> dict:
         settings = load_settings().with_overrides(data_dir=scratch, ranking=mode)
         library = Library(settings)
         library.warm_up()
-        sentences, seconds = 0, 0.0
+        texts, seconds = [], 0.0
         for language in sorted({pair.split("-")[1] for pair in pairs}):
             for article in load_articles(data, language, split):
                 draft = ArticleDraft(article.title, article.text, article.language, "text")
                 started = time.perf_counter()
                 added = library.add_draft(f"bench-{language}", draft)
                 seconds += time.perf_counter() - started
-                sentences += added.sentence_count
-        latencies = []
+                stored = library.storage.sentences_of(added.id)
+                texts += [added.text[sentence.start : sentence.end] for sentence in stored]
+        latencies, questions = [], []
         for pair in pairs:
             chat = f"bench-{pair.split('-')[1]}"
             for question in load_questions(data, pair, split):
                 started = time.perf_counter()
                 library.ask(chat, question.question)
                 latencies.append(1000 * (time.perf_counter() - started))
-        startup = _startup_seconds(settings.data_dir, mode)
+                questions.append((chat, question.question))
         library.close()
+        startup = _startup_seconds(settings.data_dir, mode)
+        serving_rss = _serving_peak_rss_mb(settings.data_dir, mode, questions[::3][:200])
     return {
         "mode": mode,
-        "sentences": sentences,
-        "sentences_per_second": round(sentences / seconds, 1),
+        "encoder": settings.encoder,
+        "sentences": len(texts),
+        "sentences_per_second": round(len(texts) / seconds, 1),
+        "raw_fp32_sentences_per_second": round(_raw_fp32_rate(settings, texts), 1),
         "questions": len(latencies),
         "latency_ms_p50": round(_percentile(latencies, 0.50), 1),
         "latency_ms_p95": round(_percentile(latencies, 0.95), 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": serving_rss,
         "startup_to_first_answer_s": round(startup, 2),
     }
+
+
+def _raw_fp32_rate(settings: Settings, texts: list[str]) -> float:
+    """Sentences/s of the model as sentence-transformers runs it (fp32 PyTorch, each sentence
+    alone, its default batches): the yardstick the adding speed is compared with."""
+    from sentence_transformers import SentenceTransformer
+
+    from index.packaged_model import PACKAGED_MODEL_NAME, provision_packaged_model
+
+    name = settings.model
+    if name == PACKAGED_MODEL_NAME:
+        name = str(provision_packaged_model(settings.model_cache_dir))
+    model = SentenceTransformer(name, device="cpu")
+    model.encode_document(texts[:32])  # warm-up
+    started = time.perf_counter()
+    model.encode_document(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+_SERVE = """
+import resource, sys
+from index.config import Settings, load_settings
+from index.library import Library
+library = Library(load_settings())
+library.warm_up()
+for line in sys.stdin.read().splitlines():
+    chat, question = line.split("\t", 1)
+    library.ask(chat, question)
+print(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+"""
+
+
+def _serving_peak_rss_mb(data_dir: Path, mode: str, questions: list[tuple[str, str]]) -> int:
+    """Peak memory of a new serving process: model loaded, the library open, the questions
+    asked (what a bot that only answers needs)."""
+    environment = {**os.environ, "ARTICLEBOT_DATA_DIR": str(data_dir), "ARTICLEBOT_RANKING": mode}
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE],
+        input="\n".join(f"{chat}\t{question}" for chat, question in questions),
+        check=True,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+    )
+    return int(result.stdout.strip().splitlines()[-1])
 
 
 def _startup_seconds(data_dir: Path, mode: str) -> float:
@@ -115,9 +165,11 @@ def main() -> None:
             result = json.loads(output.strip().splitlines()[-1])[0]
         results.append(result)
         print(
-            f"{mode:>10}: {result['sentences_per_second']:6.1f} sentences/s while adding, "
+            f"{mode:>10}: {result['sentences_per_second']:6.1f} sentences/s while adding "
+            f"({result['encoder']}; the raw fp32 model "
+            f"{result['raw_fp32_sentences_per_second']:.1f}), "
             f"question p50 {result['latency_ms_p50']:.0f} ms / p95 {result['latency_ms_p95']:.0f}"
-            f" ms ({result['questions']} questions), peak RSS {result['peak_rss_mb']} MB, "
+            f" ms ({result['questions']} questions), serving peak RSS {result['peak_rss_mb']} MB, "
             f"start-up to first answer {result['startup_to_first_answer_s']:.1f} s",
             flush=True,
         )
