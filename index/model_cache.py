@@ -35,6 +35,8 @@ def build_once(target: Path, build: Callable[[Path], None], what: str) -> Path:
         staging = Path(scratch) / "model"
         build(staging)
         (staging / COMPLETE_MARKER).write_text("ok\n")
+        if (target / COMPLETE_MARKER).exists():
+            return target  # another process finished first and may be using it
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     return target
