@@ -110,7 +110,7 @@ class TorchRunner(ModelRunner):
         # 0.97 with one scale per matrix, measured on XQuAD passages) at the same speed.
         quiet = logging.getLogger()  # the quantiser reports every tensor on the root logger
         level = quiet.level
-        quiet.setLevel(logging.WARNING)
+        quiet.setLevel(logging.ERROR)
         try:
             quantize_dynamic(
                 fp32, folder / _ONNX_FILE, weight_type=QuantType.QInt8, per_channel=True
