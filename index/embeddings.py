@@ -113,7 +113,7 @@ class Embedder:
                 return
             settings = self.settings
             logger.info("Loading embedding model %s (%s)", settings.model, settings.encoder)
-            self._runner = load_runner(self.settings)
+            self._runner = load_runner(settings)
             self._token_mean = self._reference_token_mean()
 
     @property
