@@ -131,7 +131,8 @@ def _format_result(pair: str, result: dict) -> str:
 def cmd_setup(library: Library, _args: argparse.Namespace) -> int:
     """Provision the model and load everything once, so the first real request is fast."""
     library.warm_up()
-    print(f"Ready: model {library.settings.model}, data in {library.settings.data_dir}")
+    settings = library.settings
+    print(f"Ready: model {settings.model} ({settings.encoder}), data in {settings.data_dir}")
     return 0
 
 

@@ -16,7 +16,7 @@ DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.to
 ENV_PREFIX = "ARTICLEBOT_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_CHOICES = {"ranking": ("contextual", "plain")}
+_CHOICES = {"ranking": ("contextual", "plain"), "encoder": ("int8", "fp32")}
 _KINDS = {"bool": "true or false", "int": "a whole number", "float": "a number"}
 
 
@@ -28,6 +28,7 @@ class Settings:
     database_url: str
     model_cache_dir: Path
     model: str
+    encoder: str
     query_prompt: str
     document_prompt: str
     spacy_pipeline_de: str

@@ -15,12 +15,11 @@ import re
 import threading
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from index.config import Settings
-from index.packaged_model import PACKAGED_MODEL_NAME, provision_packaged_model
+from index.model_runtime import ModelRunner, load_runner
 from index.records import Encoding, TokenVectors
 
 logger = logging.getLogger(__name__)
@@ -89,12 +88,9 @@ class Embedder:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._model = None
+        self._runner: ModelRunner | None = None
         self._token_mean: np.ndarray | None = None
         self._lock = threading.RLock()
-        # A fast tokenizer keeps its truncation and padding settings as state on the object:
-        # two threads tokenizing at once would get each other's settings.
-        self._tokenizer_lock = threading.Lock()
 
     @property
     def contextual(self) -> bool:
@@ -104,84 +100,69 @@ class Embedder:
     @property
     def model_key(self) -> str:
         """Identifies the vectors this embedder makes, so cached vectors of another model,
-        other prompts or another context window are never mixed in."""
+        other prompts, another context window or another encoder are never mixed in."""
         s = self.settings
         context = f"passage{PASSAGE_TOKENS}" if self.contextual else "alone"
-        return f"{s.model}|{s.query_prompt}|{s.document_prompt}|{context}"
+        encoder = "" if s.encoder == "fp32" else f"|{s.encoder}"
+        return f"{s.model}|{s.query_prompt}|{s.document_prompt}|{context}{encoder}"
 
     def warm_up(self) -> None:
-        """Load the model (converting the packaged one on first use)."""
+        """Load the model (converting or exporting it into the model cache on first use)."""
         with self._lock:
-            if self._model is not None:
+            if self._runner is not None:
                 return
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as transformers_logging
-
-            transformers_logging.disable_progress_bar()
-            transformers_logging.set_verbosity_error()
-            name = self.settings.model
-            if name == PACKAGED_MODEL_NAME:
-                name = str(provision_packaged_model(Path(self.settings.model_cache_dir)))
-            logger.info("Loading embedding model %s", name)
-            model = SentenceTransformer(
-                name, device="cpu", cache_folder=str(self.settings.model_cache_dir)
-            )
-            model.eval()
-            self._model = model
+            settings = self.settings
+            logger.info("Loading embedding model %s (%s)", settings.model, settings.encoder)
+            self._runner = load_runner(settings)
             self._token_mean = self._reference_token_mean()
 
     @property
     def dimension(self) -> int:
         self.warm_up()
-        return int(self._model[0].auto_model.config.hidden_size)
+        return self._runner.dimension
 
     @property
     def query_prompt(self) -> str:
         self.warm_up()
-        return self.settings.query_prompt or self._model.prompts.get("query", "")
+        return self.settings.query_prompt or self._runner.prompts.get("query", "")
 
     @property
     def document_prompt(self) -> str:
         self.warm_up()
-        prompts = self._model.prompts
+        prompts = self._runner.prompts
         return (
             self.settings.document_prompt or prompts.get("document") or prompts.get("passage", "")
         )
 
     def _forward(self, texts: list[str], prompt: str) -> list[_Output]:
         """Run the model on `prompt + text` for each text, in batches of similar length."""
-        import torch
-
-        tokenizer = self._model.tokenizer
+        runner = self._runner
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         outputs: list[_Output | None] = [None] * len(texts)
         batch_size = max(1, _BATCH_TOKENS // PASSAGE_TOKENS)
         for first in range(0, len(order), batch_size):
             chosen = order[first : first + batch_size]
-            with self._tokenizer_lock:
-                batch = tokenizer(
-                    [prompt + texts[i] for i in chosen],
-                    padding=True,
-                    truncation=True,
-                    max_length=self._model.max_seq_length,
-                    return_offsets_mapping=True,
-                    return_tensors="pt",
-                )
-            offsets = batch.pop("offset_mapping").numpy().astype(np.int32) - len(prompt)
-            with torch.inference_mode():
-                states = self._model[0].auto_model(**batch).last_hidden_state.numpy()
-            ids = batch["input_ids"].numpy()
-            mask = batch["attention_mask"].numpy().astype(bool)
+            tokenized = runner.tokenizer.encode_batch([prompt + texts[i] for i in chosen])
+            width = max(len(t.ids) for t in tokenized)
+            ids = np.full((len(chosen), width), runner.pad_id, dtype=np.int64)
+            mask = np.zeros((len(chosen), width), dtype=np.int64)
+            offsets = np.zeros((len(chosen), width, 2), dtype=np.int32)
+            for row, tokens in enumerate(tokenized):
+                ids[row, : len(tokens.ids)] = tokens.ids
+                mask[row, : len(tokens.ids)] = 1
+                offsets[row, : len(tokens.ids)] = tokens.offsets
+            offsets -= len(prompt)
+            states = runner.hidden_states(ids, mask)
             for row, i in enumerate(chosen):
-                real = states[row][mask[row]]
-                spans = offsets[row][mask[row]]
+                real = states[row][mask[row] == 1]
+                spans = offsets[row][mask[row] == 1]
                 inside = spans[:, 1] > 0  # not a special token, not part of the prompt
                 outputs[i] = _Output(
                     texts[i],
                     real.mean(axis=0),
                     real[inside],
                     _trim(texts[i], np.clip(spans[inside], 0, None)),
-                    ids[row][mask[row]][inside],
+                    ids[row][mask[row] == 1][inside],
                 )
         return outputs  # type: ignore[return-value]
 
@@ -247,9 +228,8 @@ class Embedder:
         if not self.contextual:
             return [(i, i + 1) for i in range(len(spans))]
         self.warm_up()
-        with self._tokenizer_lock:
-            ids = self._model.tokenizer([text[a:b] for a, b in spans])["input_ids"]
-        counts = [len(sentence) - 2 for sentence in ids]
+        tokenized = self._runner.tokenizer.encode_batch([text[a:b] for a, b in spans])
+        counts = [len(sentence.ids) - 2 for sentence in tokenized]
         windows, first, size = [], 0, 0
         for index, count in enumerate(counts):
             gap = text[spans[index - 1][1] : spans[index][0]] if index else ""

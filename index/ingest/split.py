@@ -10,12 +10,8 @@ from __future__ import annotations
 import re
 import threading
 
-import spacy
-from spacy.language import Language
-from spacy.symbols import ORTH
-from spacy.tokens import Doc
-
 from index.config import Settings
+from index.ingest.spacy_without_torch import ORTH, Doc, Language, spacy
 from index.records import SentenceSpan
 
 _PARAGRAPH = re.compile(r"[^\n]+")
