@@ -197,6 +197,8 @@ async def _post_init(application: Application) -> None:
         await application.bot.set_my_commands(
             commands, language_code=None if language == ENGLISH else language
         )
+    if not application.bot.supports_inline_queries:
+        logger.info("Inline answers are off: send /setinline to @BotFather to turn them on")
     logger.info("Running as @%s", application.bot.username)
 
 

@@ -229,10 +229,16 @@ def _addresses_bot(message: Message, context: Context) -> tuple[bool, bool]:
     return mentioned, replied
 
 
+def _via_this_bot(message: Message, context: Context) -> bool:
+    return bool(message.via_bot and message.via_bot.id == context.bot.id)
+
+
 async def text_message(update: Update, context: Context) -> None:
     """A message that is not a command: in a private chat a question or a link to add; in a
     group only if it mentions the bot or replies to it."""
     text = update.effective_message.text
+    if _via_this_bot(update.effective_message, context):
+        return  # a quote the user posted with an inline answer, not something to act on
     if not _private(update):
         mentioned, replied = _addresses_bot(update.effective_message, context)
         text = group_text(text, context.bot.username, mentioned=mentioned, replied_to_bot=replied)
