@@ -56,7 +56,9 @@ def _quote(number: int, quote: Quote) -> InlineQueryResultArticle:
     """A quote as a result: its article's title, the quote and its source to choose by; the
     message it posts is the quote with its linked source (the words that matched the
     question are not marked: the chat does not see the question)."""
-    description = f"{shorten(quote.text, _DESCRIPTION_LIMIT)}\n{source_line(quote)}"
+    description = "\n".join(
+        filter(None, [shorten(quote.text, _DESCRIPTION_LIMIT), source_line(quote)])
+    )
     message = html_quote(replace(quote, highlights=()), numbered=False)
     return InlineQueryResultArticle(
         id=f"quote-{number}",

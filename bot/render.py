@@ -172,9 +172,11 @@ def html_quote(quote: Quote, numbered: bool = True) -> str:
 
 
 def source_line(quote: Quote) -> str:
-    """A quote's source as plain text, for places without HTML: "— Title (2025-03-05)"."""
-    details = _details(quote, numbered=False)
-    return f"— {quote.title}" + (f" ({details})" if details else "")
+    """Where a quote is from and when, in plain text under its article's title (an inline
+    result): "— blick.ch · 2025-03-05", or the channel a forwarded post came from."""
+    where = quote.origin or (urlsplit(quote.url).hostname if quote.url else None)
+    parts = [x for x in (where, _date(quote.published)) if x]
+    return f"— {' · '.join(parts)}" if parts else ""
 
 
 def html_answer(

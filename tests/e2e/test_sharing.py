@@ -128,10 +128,12 @@ def test_inline_answers_come_from_the_private_library_only(
     assert 1 <= len(found["results"]) <= 5
     assert {r["title"] for r in found["results"]} == {IRAN_TITLE}
     first = found["results"][0]
-    assert RUSSIA_OFFERS_HELP in first["description"]
+    shown, source = first["description"].split("\n")
+    assert source == "— 127.0.0.1 · 2025-03-05"
 
     posted = standin.choose_inline_result(group.chat, erin_user, query, first["id"])
     assert RUSSIA_OFFERS_HELP in quotes(posted)[0]
+    assert quotes(posted)[0].startswith(shown.removesuffix("…"))
     assert links(posted) == {f"{news_site}/russland-iran.html"}
     assert f"— {IRAN_TITLE} (2025-03-05)" in posted["text"]  # no chat-local "#1"
 
