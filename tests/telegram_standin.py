@@ -25,7 +25,8 @@ supergroups (``Chat(..., is_forum=True)``) have topics, whose messages carry the
 ``message_thread_id`` and otherwise to the General topic, even when they reply to a message
 in another one. Inline mode: :meth:`BotApiStandin.inline_query` sends a query,
 ``answerInlineQuery`` is validated (result ids, types, HTML of the messages) and recorded,
-and :meth:`BotApiStandin.choose_inline_result` posts a chosen result "via" the bot.
+and :meth:`BotApiStandin.choose_inline_result` posts a chosen result "via" the bot. Updates of
+kinds the bot leaves out of ``allowed_updates`` (getUpdates or setWebhook) are not delivered.
 
 Deliberate simplifications: one bot per server, no payments; inline results are articles
 only, and an inline query may be longer than Telegram's 256 characters; Markdown
@@ -59,6 +60,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 logger = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
+# The kinds of update a bot gets until it names others in allowed_updates (Telegram leaves out
+# chat_member and the reactions unless asked; the stand-in makes only these kinds).
+DEFAULT_UPDATES = frozenset(
+    {"message", "edited_message", "callback_query", "inline_query", "chosen_inline_result"}
+)
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_DOWNLOAD_SIZE = 20 * 1024 * 1024
@@ -745,6 +751,7 @@ class BotApiStandin:
         self._topics: dict[int, dict[int, str]] = {}  # chat -> thread id -> topic name
         self._open_callbacks: set[str] = set()
         self._open_inline: set[str] = set()
+        self._allowed_updates: set[str] = set(DEFAULT_UPDATES)
         self._inline_answers: dict[str, JSON] = {}
         self._answered: list[JSON] = []
         self._commands: dict[str, list[JSON]] = {}
@@ -1270,8 +1277,23 @@ class BotApiStandin:
         return target.lower() in ("", self.bot_user["username"].lower())
 
     def _enqueue(self, kind: str, payload: JSON) -> None:
+        """Queue an update, unless the bot's ``allowed_updates`` leave its kind out (Telegram
+        then never delivers it)."""
+        if kind not in self._allowed_updates:
+            return
         self._updates.append({"update_id": next(self._update_ids), kind: copy.deepcopy(payload)})
         self._cond.notify_all()
+
+    def _allow(self, params: _Params) -> None:
+        """Take ``allowed_updates`` from getUpdates or setWebhook: a list replaces the kinds
+        delivered (an empty one means the default), no value keeps them."""
+        allowed = params.object("allowed_updates")
+        if allowed is None:
+            return
+        self._allowed_updates = set(allowed) or set(DEFAULT_UPDATES)
+        self._updates = [
+            u for u in self._updates if set(u) - {"update_id"} <= self._allowed_updates
+        ]
 
     def _store_file(self, file_name: str, mime_type: str, data: bytes, folder: str) -> _StoredFile:
         number = next(self._ids)
@@ -1516,6 +1538,7 @@ class BotApiStandin:
             raise ApiError(400, "Bad Request: secret token contains unallowed characters")
         if params.flag("drop_pending_updates"):
             self._updates.clear()
+        self._allow(params)
         connections = max(1, min(100, params.integer("max_connections") or 40))
         self._webhook = {"url": url, "secret_token": secret, "max_connections": connections}
         while len(self._delivery_threads) < connections:
@@ -1590,6 +1613,7 @@ class BotApiStandin:
                 "Conflict: can't use getUpdates method while webhook is active; use "
                 "deleteWebhook to delete the webhook first",
             )
+        self._allow(params)
         offset, limit = params.integer("offset"), params.integer("limit") or 100
         deadline = time.monotonic() + float(params.get("timeout") or 0)
         self._poll_generation += 1

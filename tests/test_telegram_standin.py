@@ -367,3 +367,15 @@ def test_inline_queries_and_forum_topics_follow_telegrams_rules(standin: BotApiS
     posted = standin.choose_inline_result(GROUP, ALICE, query, "a")
     assert posted["text"] == "x" and posted["via_bot"]["username"] == "article_test_bot"
     assert posted["entities"] == [{"type": "bold", "offset": 0, "length": 1}]
+
+
+def test_updates_the_bot_did_not_ask_for_are_not_delivered(standin: BotApiStandin) -> None:
+    assert call(standin, "getUpdates", allowed_updates=["message"], timeout=0)[1]["result"] == []
+    standin.inline_query(ALICE, "who?")
+    standin.send_message(PRIVATE, ALICE, "hello")
+    (update,) = call(standin, "getUpdates", timeout=0)[1]["result"]
+    assert update["message"]["text"] == "hello"
+    call(standin, "getUpdates", offset=update["update_id"] + 1, allowed_updates=[], timeout=0)
+    standin.inline_query(ALICE, "who?")
+    (update,) = call(standin, "getUpdates", timeout=0)[1]["result"]
+    assert update["inline_query"]["query"] == "who?"
