@@ -60,6 +60,7 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”“»)]*(?=\s|$)")
 # a message without one is an article when it has as many words and sentences as these.
 _ARTICLE_WORDS = 50
 _ARTICLE_SENTENCES = 4
+_ARTICLE_QUESTIONS = 0.25  # an article may ask a rhetorical question or quote one, not many
 
 
 def argument_of(text: str | None) -> str:
@@ -106,11 +107,14 @@ def source_of(text: str) -> str:
 
 def reads_like_article(text: str) -> bool:
     """Whether a pasted message is an article rather than a question: many words in several
-    sentences, and it does not end by asking something."""
+    sentences, few of them questions, and it does not end by asking something."""
     text = text.strip()
+    ends = _SENTENCE_END.findall(text)
+    questions = sum(end.startswith("?") for end in ends)
     return (
         len(_WORD.findall(text)) >= _ARTICLE_WORDS
-        and len(_SENTENCE_END.findall(text)) >= _ARTICLE_SENTENCES
+        and len(ends) >= _ARTICLE_SENTENCES
+        and questions <= len(ends) * _ARTICLE_QUESTIONS
         and not text.endswith("?")
     )
 

@@ -123,6 +123,7 @@ def test_a_pasted_article_is_added(text: str) -> None:
         ARTICLE + " Was sagte der Kreml dazu?",  # context, then the question
         "Russland vermittelt. Der Kreml schweigt. Trump wartet. Und Teheran?",  # few words
         " ".join(["Explain the talks between Russia and the United States"] * 8),  # one sentence
+        ("Wer vermittelt zwischen den USA und dem Iran? " * 90)[:4000],  # questions, cut off
     ],
 )
 def test_long_questions_stay_questions(text: str) -> None:
