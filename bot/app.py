@@ -26,13 +26,14 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     Defaults,
+    InlineQueryHandler,
     MessageHandler,
     SimpleUpdateProcessor,
     filters,
 )
 from telegram.request import HTTPXRequest
 
-from bot import handlers
+from bot import handlers, inline
 from bot.cli import TERMINAL_CHAT
 from bot.terminal import run_terminal_chat
 from bot.texts import ENGLISH, GERMAN, say
@@ -166,8 +167,12 @@ def _add_handlers(application: Application) -> None:
     count: an edited one (should Telegram deliver it) leaves the answer to the original."""
     new = filters.UpdateType.MESSAGE
     private = filters.ChatType.PRIVATE
+    # A post forwarded into the private chat is an article to add, whatever it says; a
+    # forwarded file is a file like any other.
+    forwarded = new & private & filters.FORWARDED & ~filters.Document.ALL
     application.add_handlers(
         [
+            MessageHandler(forwarded, handlers.forwarded_message),
             *(CommandHandler(name, callback, new) for name, callback in COMMANDS.items()),
             MessageHandler(new & filters.TEXT & ~filters.COMMAND, handlers.text_message),
             MessageHandler(new & filters.Document.ALL, handlers.document_message),
@@ -177,6 +182,7 @@ def _add_handlers(application: Application) -> None:
             CallbackQueryHandler(handlers.context_pressed, pattern=r"^context:\d+$"),
             CallbackQueryHandler(handlers.forget_pressed, pattern=r"^forget:(yes|no)$"),
             CallbackQueryHandler(handlers.stale_button),
+            InlineQueryHandler(inline.inline_query),
         ]
     )
     application.add_error_handler(handlers.report_error)
@@ -191,6 +197,8 @@ async def _post_init(application: Application) -> None:
         await application.bot.set_my_commands(
             commands, language_code=None if language == ENGLISH else language
         )
+    if not application.bot.supports_inline_queries:
+        logger.info("Inline answers are off: send /setinline to @BotFather to turn them on")
     logger.info("Running as @%s", application.bot.username)
 
 

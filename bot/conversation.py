@@ -55,8 +55,12 @@ _COMMAND_INTENTS = {
 _COMMAND = re.compile(r"/(\w+)(?:@(\w+))?(?=\s|$)\s*(.*)", re.DOTALL)
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
-# A message with a link and fewer words than this is about the link, not an article itself.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”“»)]*(?=\s|$)")
+# A message with a link and fewer words than this is about the link, not an article itself;
+# a message without one is an article when it has as many words and sentences as these.
 _ARTICLE_WORDS = 50
+_ARTICLE_SENTENCES = 4
+_ARTICLE_QUESTIONS = 0.25  # an article may ask a rhetorical question or quote one, not many
 
 
 def argument_of(text: str | None) -> str:
@@ -85,20 +89,42 @@ def is_url(text: str) -> bool:
     return _URL.fullmatch(text.strip()) is not None
 
 
+def is_short_note(text: str, links: list[str] | tuple[str, ...] = ()) -> bool:
+    """Whether a message holding links is about them rather than an article itself: it has
+    few words besides them. `links` are links shown in it that lack "https://"."""
+    for link in links:
+        text = text.replace(link, " ")
+    return len(_WORD.findall(_URL.sub(" ", text))) < _ARTICLE_WORDS
+
+
 def source_of(text: str) -> str:
     """What to add for a message: its link if it is a short note around one, else its text."""
     link = _URL.search(text)
-    if link and len(_WORD.findall(_URL.sub(" ", text))) < _ARTICLE_WORDS:
+    if link and is_short_note(text):
         return link.group().rstrip(".,;:!?)»”'\"")
     return text
 
 
+def reads_like_article(text: str) -> bool:
+    """Whether a pasted message is an article rather than a question: many words in several
+    sentences, few of them questions, and it does not end by asking something."""
+    text = text.strip()
+    ends = _SENTENCE_END.findall(text)
+    questions = sum(end.startswith("?") for end in ends)
+    return (
+        len(_WORD.findall(text)) >= _ARTICLE_WORDS
+        and len(ends) >= _ARTICLE_SENTENCES
+        and questions <= len(ends) * _ARTICLE_QUESTIONS
+        and not text.endswith("?")
+    )
+
+
 def read_message(text: str) -> Request:
-    """A message that is not a command: a lone link is an article to add, anything else a
-    question."""
+    """A message that is not a command: a lone link or a pasted article is an article to
+    add, anything else a question."""
     if not text.strip():
         return Request(Intent.UNCLEAR)
-    if is_url(text):
+    if is_url(text) or reads_like_article(text):
         return Request(Intent.ADD, text.strip())
     return Request(Intent.ASK, text.strip())
 

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from telegram import (
-    Chat,
     Document,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -35,10 +34,12 @@ from bot.conversation import (
     add,
     argument_of,
     group_text,
+    is_url,
     owns,
     parse_command,
     read_message,
 )
+from bot.forwarded import ForwardedPost, forwarded_post
 from bot.render import (
     article_added,
     article_removed,
@@ -58,8 +59,10 @@ logger = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
 LIBRARY = "library"  # key of the Library in application.bot_data
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]  # the kinds of update handled here
+# The kinds of update handled here and in bot.inline.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 _TYPING_EVERY = 4.0  # seconds; Telegram shows "typing" for 5 s after each chat action
+Source = str | Document | ForwardedPost  # what can be added: a link or text, a file, a post
 
 
 # What every handler needs
@@ -87,13 +90,14 @@ def _private(update: Update) -> bool:
 
 
 @asynccontextmanager
-async def _typing(chat: Chat) -> AsyncIterator[None]:
-    """Show "typing" in the chat for as long as the block runs."""
+async def _typing(message: Message) -> AsyncIterator[None]:
+    """Show "typing" where `message` is (its chat, or its topic of a forum) for as long as
+    the block runs."""
 
     async def keep_typing() -> None:
         while True:
             with suppress(TelegramError):
-                await chat.send_action(ChatAction.TYPING)
+                await message.reply_chat_action(ChatAction.TYPING)
             await asyncio.sleep(_TYPING_EVERY)
 
     task = asyncio.create_task(keep_typing())
@@ -124,14 +128,19 @@ async def _may_change(update: Update, articles: list[Article]) -> bool:
 
 async def help_command(update: Update, context: Context) -> None:
     """/start and /help: what the bot does; in a group, how to talk to it there."""
-    await _reply(update, "help_private" if _private(update) else "help_group")
+    key = "help_private" if _private(update) else "help_group"
+    text = say(key, _language(update), bot=context.bot.username)
+    await update.effective_message.reply_text(text)
 
 
 async def add_command(update: Update, context: Context) -> None:
     """/add <link or text>, or /add in reply to a message holding a link, text or file."""
     message = update.effective_message
-    source: str | Document = argument_of(message.text)
+    source: Source = argument_of(message.text)
     if not source and (target := message.reply_to_message):
+        if target.forward_origin and not target.document:
+            await _add_forwarded(update, context, target)
+            return
         source = target.document or target.text or target.caption or ""
     if source:
         await _add(update, context, source)
@@ -220,10 +229,16 @@ def _addresses_bot(message: Message, context: Context) -> tuple[bool, bool]:
     return mentioned, replied
 
 
+def _via_this_bot(message: Message, context: Context) -> bool:
+    return bool(message.via_bot and message.via_bot.id == context.bot.id)
+
+
 async def text_message(update: Update, context: Context) -> None:
     """A message that is not a command: in a private chat a question or a link to add; in a
     group only if it mentions the bot or replies to it."""
     text = update.effective_message.text
+    if _via_this_bot(update.effective_message, context):
+        return  # a quote the user posted with an inline answer, not something to act on
     if not _private(update):
         mentioned, replied = _addresses_bot(update.effective_message, context)
         text = group_text(text, context.bot.username, mentioned=mentioned, replied_to_bot=replied)
@@ -242,6 +257,19 @@ async def document_message(update: Update, context: Context) -> None:
     await _add(update, context, message.document)
 
 
+async def forwarded_message(update: Update, context: Context) -> None:
+    """A post forwarded into the private chat: added as an article from where it came."""
+    await _add_forwarded(update, context, update.effective_message)
+
+
+async def _add_forwarded(update: Update, context: Context, message: Message) -> None:
+    post = forwarded_post(message)
+    if post.empty:  # a poll, a sticker, a photo without caption
+        await _reply(update, "forward_without_text")
+    else:
+        await _add(update, context, post)
+
+
 async def other_message(update: Update, context: Context) -> None:
     """A sticker, photo, voice message... in a private chat: say what the bot can read."""
     await _reply(update, "unsupported")
@@ -249,20 +277,26 @@ async def other_message(update: Update, context: Context) -> None:
 
 async def _act(update: Update, context: Context, request: Request) -> None:
     if request.intent is Intent.ADD:
-        await _add(update, context, request.argument)
+        pasted = not is_url(request.argument)  # a long text that reads like an article
+        await _add(update, context, request.argument, "added_pasted" if pasted else None)
     elif request.intent is Intent.ASK:
         await _answer(update, context, request.argument)
     else:
         await _reply(update, "unsupported")
 
 
-async def _add(update: Update, context: Context, source: str | Document) -> None:
-    """Add a link, a text or a file to the chat's library and say what came of it."""
+async def _add(update: Update, context: Context, source: Source, note: str | None = None) -> None:
+    """Add a link, a text, a forwarded post or a file to the chat's library and say what came
+    of it (followed by the text `note`, if given)."""
     library, chat_id, user_id = _library(context), _chat_id(update), _user_id(update)
     request = f"update:{update.update_id}"
     try:
-        async with _typing(update.effective_chat):
-            if isinstance(source, Document):
+        async with _typing(update.effective_message):
+            if isinstance(source, ForwardedPost):
+                article = await asyncio.to_thread(
+                    _add_post, library, chat_id, source, user_id, request
+                )
+            elif isinstance(source, Document):
                 name = source.file_name or "file"
                 library.ingest.extractor.check_file(name, source.file_size or 0)
                 data = await (await source.get_file()).download_as_bytearray()
@@ -274,7 +308,20 @@ async def _add(update: Update, context: Context, source: str | Document) -> None
     except ArticleRejected as error:
         await update.effective_message.reply_text(rejection(error, _language(update)))
         return
-    await update.effective_message.reply_text(article_added(article, _language(update)))
+    language = _language(update)
+    reply = article_added(article, language)
+    if note:
+        reply += " " + say(note, language, number=article.number)
+    await update.effective_message.reply_text(reply)
+
+
+def _add_post(
+    library: Library, chat_id: str, post: ForwardedPost, user_id: str | None, request: str
+) -> Article:
+    """A forwarded post's linked article, or its text with where it came from."""
+    if post.link:
+        return library.add_url(chat_id, post.link, user_id, request)
+    return library.add_text(chat_id, post.text, user_id, request, post.origin)
 
 
 # Answers and their buttons
@@ -300,7 +347,7 @@ async def _answer(update: Update, context: Context, question: str) -> None:
     """Answer a question from the chat's library, as a follow-up where it is one."""
     message, library, chat_id = update.effective_message, _library(context), _chat_id(update)
     replied_to = message.reply_to_message.message_id if message.reply_to_message else None
-    async with _typing(update.effective_chat):
+    async with _typing(message):
         answer = await asyncio.to_thread(
             library.ask, chat_id, question, replied_to, _private(update)
         )
@@ -388,5 +435,9 @@ async def report_error(update: object, context: Context) -> None:
         logger.error("Failed to handle an update", exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
+    message = update.effective_message
+    topic = message.message_thread_id if message and message.is_topic_message else None
     with suppress(TelegramError):
-        await context.bot.send_message(update.effective_chat.id, say("apology", _language(update)))
+        await context.bot.send_message(
+            update.effective_chat.id, say("apology", _language(update)), message_thread_id=topic
+        )

@@ -25,13 +25,16 @@ def _date(value: str | None) -> str:
     return value[:10] if value else ""
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with "…" if it is longer."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _details(quote: Quote) -> str:
-    """The date and short id of a quote's source: "2025-03-05 · #1"."""
-    return " · ".join(x for x in (_date(quote.published), f"#{quote.article_number}") if x)
+def _details(quote: Quote, numbered: bool = True) -> str:
+    """Where a quote's source came from (a forwarded post's channel), its date and short id:
+    "Tagesschau · 2025-03-05 · #1"; without the id where the chat's numbers mean nothing."""
+    number = f"#{quote.article_number}" if numbered else ""
+    return " · ".join(x for x in (quote.origin, _date(quote.published), number) if x)
 
 
 def _fill(key: str, language: str, html: bool, **values: object) -> str:
@@ -75,14 +78,14 @@ def article_added(article: Article, language: str = ENGLISH, html: bool = True) 
         language,
         html,
         number=article.number,
-        title=_shorten(article.title, _TITLE_LIMIT),
+        title=shorten(article.title, _TITLE_LIMIT),
         article_language=language_name(article.language, language),
         sentences=article.sentence_count,
     )
 
 
 def article_removed(article: Article, language: str = ENGLISH, html: bool = True) -> str:
-    title = _shorten(article.title, _TITLE_LIMIT)
+    title = shorten(article.title, _TITLE_LIMIT)
     return _fill("removed", language, html, number=article.number, title=title)
 
 
@@ -102,7 +105,7 @@ def plain_answer(answer: Answer, start: int = 0, size: int = 3, language: str = 
         blocks.append(say("follow_up", language, question=answer.context))
     for number, quote in enumerate(quotes, start=start + 1):
         link = f"\n   {quote.url}" if quote.url else ""
-        text = _shorten(quote.text, _QUOTE_LIMIT)
+        text = shorten(quote.text, _QUOTE_LIMIT)
         blocks.append(f"{number}. “{text}”\n   — {quote.title} ({_details(quote)}){link}")
     return "\n\n".join(blocks)
 
@@ -137,7 +140,7 @@ def plain_article_list(articles: list[Article], language: str = ENGLISH) -> str:
 
 def _marked(text: str, highlights: tuple[tuple[int, int], ...]) -> str:
     """`text` escaped, with the highlighted spans in bold, shortened for display if long."""
-    shown = _shorten(text, _QUOTE_LIMIT)
+    shown = shorten(text, _QUOTE_LIMIT)
     cut = len(shown) if shown == text else len(shown) - 1  # where "…" begins
     parts, cursor = [], 0
     for start, end in sorted(highlights):
@@ -151,18 +154,29 @@ def _marked(text: str, highlights: tuple[tuple[int, int], ...]) -> str:
 
 def _linked_title(title: str, url: str | None) -> str:
     """An article's title, escaped and shortened, linked to its page if it has one."""
-    shown = escape(_shorten(title, _TITLE_LIMIT))
+    shown = escape(shorten(title, _TITLE_LIMIT))
     return f'<a href="{escape(url, quote=True)}">{shown}</a>' if url else shown
 
 
-def _html_source(quote: Quote) -> str:
-    return f"— {_linked_title(quote.title, quote.url)} <i>({escape(_details(quote))})</i>"
+def _html_source(quote: Quote, numbered: bool = True) -> str:
+    details = _details(quote, numbered)
+    shown = f" <i>({escape(details)})</i>" if details else ""
+    return f"— {_linked_title(quote.title, quote.url)}{shown}"
 
 
-def html_quote(quote: Quote) -> str:
-    """A quote in a blockquote, matched question words in bold, then its linked source."""
+def html_quote(quote: Quote, numbered: bool = True) -> str:
+    """A quote in a blockquote, matched question words in bold, then its linked source
+    (`numbered`: with the article's short id, which only means something in its chat)."""
     body = _marked(quote.text, quote.highlights)
-    return f"<blockquote>{body}</blockquote>\n{_html_source(quote)}"
+    return f"<blockquote>{body}</blockquote>\n{_html_source(quote, numbered)}"
+
+
+def source_line(quote: Quote) -> str:
+    """Where a quote is from and when, in plain text under its article's title (an inline
+    result): "— blick.ch · 2025-03-05", or the channel a forwarded post came from."""
+    where = quote.origin or (urlsplit(quote.url).hostname if quote.url else None)
+    parts = [x for x in (where, _date(quote.published)) if x]
+    return f"— {' · '.join(parts)}" if parts else ""
 
 
 def html_answer(
@@ -182,7 +196,7 @@ def html_answer(
         return say("no_more", language), 0
     blocks = []
     if answer.context:
-        question = _shorten(answer.context, _QUESTION_LIMIT)
+        question = shorten(answer.context, _QUESTION_LIMIT)
         blocks.append(f"<i>{_fill('follow_up', language, True, question=question)}</i>")
     shown = 0
     for quote in quotes:
@@ -199,9 +213,9 @@ def html_context(quotes: list[Quote], focus: Quote) -> str:
     room = (MESSAGE_LIMIT - _TITLE_LIMIT - 100) // max(len(quotes), 1)
     while True:  # emoji and other wide characters count twice in Telegram's limit
         sentences = [
-            f"<b>{escape(_shorten(q.text, room))}</b>"
+            f"<b>{escape(shorten(q.text, room))}</b>"
             if _within(q, focus)
-            else escape(_shorten(q.text, room))
+            else escape(shorten(q.text, room))
             for q in quotes
         ]
         html = f"<blockquote>{' '.join(sentences)}</blockquote>\n{_html_source(focus)}"
@@ -211,6 +225,8 @@ def html_context(quotes: list[Quote], focus: Quote) -> str:
 
 
 def _source_name(article: Article, language: str) -> str:
+    if article.source == "forward" and article.author:
+        return article.author
     if article.url:
         return urlsplit(article.url).hostname or article.url
     return say(f"source_{article.source}", language)

@@ -8,6 +8,7 @@ questions (or a link to add), a question right after an answer may follow up on 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from bot.conversation import Intent, Request, add, parse_command, read_message
 from bot.render import (
@@ -20,12 +21,14 @@ from bot.render import (
 from bot.texts import say
 from index.config import Settings
 from index.errors import ArticleRejected, UnknownArticle
+from index.ingest.extract import FILE_SUFFIXES
 from index.library import Library
 from index.records import Answer
 
 logger = logging.getLogger(__name__)
 
 _YES = {"y", "yes"}
+_PATH_STARTS = ("./", "../", "/", "~")
 
 
 class TerminalChat:
@@ -82,7 +85,15 @@ class TerminalChat:
                 return say("unknown_command")
 
     def _add(self, source: str) -> str:
-        return article_added(add(self.library, self.chat_id, source), html=False)
+        path = local_file(source)
+        if path is None:
+            article = add(self.library, self.chat_id, source)
+        elif path.is_file():
+            self.library.ingest.extractor.check_file(path.name, path.stat().st_size)
+            article = self.library.add_file(self.chat_id, path.name, path.read_bytes())
+        else:
+            raise ArticleRejected("not_a_source", source=source)
+        return article_added(article, html=False)
 
     def _answer(self, question: str) -> str:
         answer = self.library.ask(self.chat_id, question, private=True)
@@ -117,6 +128,21 @@ class TerminalChat:
 
     def _forget(self) -> str:
         return say("forgot", count=self.library.forget(self.chat_id))
+
+
+def local_file(argument: str) -> Path | None:
+    """The file an /add argument names, if it looks like a path ("./a.txt", "~/news/b.md",
+    "'/tmp/c.html'" as terminals paste dropped files), else None (a link or a text). The
+    terminal's user runs the bot, so their files are theirs to add; Telegram users' are not."""
+    text = argument.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    if not text or "\n" in text or "://" in text:
+        return None
+    path = Path(text).expanduser()
+    if text.startswith(_PATH_STARTS) or path.suffix.lower() in FILE_SUFFIXES:
+        return path
+    return None
 
 
 def run_terminal_chat(settings: Settings, chat_id: str) -> int:

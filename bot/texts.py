@@ -14,25 +14,33 @@ _TEXTS: dict[str, dict[str, str]] = {
         ENGLISH: (
             "I answer questions about news articles you give me, quoting their sentences "
             "word for word.\n\n"
-            "<b>Add an article:</b> send its link, or /add followed by a link or the "
-            "article's text, or send a .txt, .html or .md file.\n"
+            "<b>Add an article:</b> send its link, forward a channel's post to me, paste "
+            "the article's text (a long text that doesn't end with a question is added right "
+            "away, not answered), or send a .txt, .html or .md file; /add followed by a link "
+            "or text works too.\n"
             "<b>Ask:</b> just write your question, e.g. <i>Who is mediating with Iran?</i> "
             "Then ask on briefly, e.g. <i>What did the Kremlin say?</i>, and I read it "
             "together with the question before; replying to one of my answers does the "
             "same.\n\n"
             "/list shows the articles, /remove 2 removes article #2, /forget empties "
-            "this chat's library."
+            "this chat's library.\n\n"
+            "<b>In any other chat:</b> type @{bot} and a question to pick a quote from the "
+            "articles you added here and post it there."
         ),
         GERMAN: (
             "Ich beantworte Fragen zu Artikeln, die du mir gibst, mit wörtlichen Zitaten.\n\n"
-            "<b>Artikel hinzufügen:</b> schick den Link, oder /add mit einem Link oder dem "
-            "Text des Artikels, oder eine .txt-, .html- oder .md-Datei.\n"
+            "<b>Artikel hinzufügen:</b> schick den Link, leite mir den Beitrag eines Kanals "
+            "weiter, füge den Text des Artikels ein (ein langer Text, der nicht mit einer "
+            "Frage endet, wird gleich hinzugefügt, nicht beantwortet) oder schick eine .txt-, "
+            ".html- oder .md-Datei; /add mit einem Link oder Text geht auch.\n"
             "<b>Fragen:</b> schreib einfach deine Frage, z. B. <i>Wer vermittelt mit dem "
             "Iran?</i> Dann frag kurz weiter, z. B. <i>Was sagte der Kreml?</i>, und ich lese "
             "das zusammen mit der Frage davor; eine Antwort auf eine meiner Antworten ebenso."
             "\n\n"
             "/list zeigt die Artikel, /remove 2 entfernt Artikel #2, /forget leert die "
-            "Bibliothek dieses Chats."
+            "Bibliothek dieses Chats.\n\n"
+            "<b>In jedem anderen Chat:</b> tippe @{bot} und eine Frage, um ein Zitat aus den "
+            "Artikeln, die du hier hinzugefügt hast, dort zu posten."
         ),
     },
     "help_group": {
@@ -41,7 +49,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "sentences word for word. I don't read your conversation: I only see commands, "
             "messages that mention me and replies to my messages.\n\n"
             "<b>Add an article:</b> /add followed by a link or the article's text, or reply "
-            "/add to a message that holds one, or send a file with the caption /add.\n"
+            "/add to a message that holds one (a forwarded post too), or send a file with the "
+            "caption /add.\n"
             "<b>Ask:</b> /ask Who is mediating with Iran?\n"
             "<b>Follow up:</b> reply to my answer, e.g. <i>What did the Kremlin say?</i>\n\n"
             "/list shows the articles. /remove 2 and /forget are for admins and for "
@@ -52,8 +61,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "Eure Unterhaltung lese ich nicht: Ich sehe nur Befehle, Nachrichten, die mich "
             "erwähnen, und Antworten auf meine Nachrichten.\n\n"
             "<b>Artikel hinzufügen:</b> /add mit einem Link oder dem Text des Artikels, oder "
-            "/add als Antwort auf eine Nachricht mit Link oder Text, oder eine Datei mit der "
-            "Beschriftung /add.\n"
+            "/add als Antwort auf eine Nachricht mit Link oder Text (auch einen "
+            "weitergeleiteten Beitrag), oder eine Datei mit der Beschriftung /add.\n"
             "<b>Fragen:</b> /ask Wer vermittelt mit dem Iran?\n"
             "<b>Nachfragen:</b> antworte auf meine Antwort, z. B. <i>Was sagte der Kreml?</i>\n\n"
             "/list zeigt die Artikel. /remove 2 und /forget dürfen Admins und wer die "
@@ -64,7 +73,9 @@ _TEXTS: dict[str, dict[str, str]] = {
         ENGLISH: (
             "Ask questions about the articles of this library; answers quote them word for "
             "word. A question right after an answer is read together with it.\n"
-            "  /add LINK or TEXT   add an article (a line that is only a link adds it too)\n"
+            "  /add LINK, FILE or TEXT\n"
+            "                      add an article (a line that is only a link adds it too,\n"
+            "                      and so does a pasted text that reads like an article)\n"
             "  /ask QUESTION       ask (any other line is a question as well)\n"
             "  /more               the next quotes of the last answer\n"
             "  /context            the sentences around the first quote shown\n"
@@ -88,6 +99,19 @@ _TEXTS: dict[str, dict[str, str]] = {
     "added": {
         ENGLISH: "Added #{number}: {title} ({article_language}, {sentences} sentences).",
         GERMAN: "Hinzugefügt als #{number}: {title} ({article_language}, {sentences} Sätze).",
+    },
+    "added_pasted": {
+        ENGLISH: "It read like an article, so I added it instead of answering it; /remove "
+        "{number} takes it out again.",
+        GERMAN: "Es las sich wie ein Artikel, deshalb habe ich es hinzugefügt statt es zu "
+        "beantworten; /remove {number} nimmt es wieder heraus.",
+    },
+    "forward_without_text": {
+        ENGLISH: "That forwarded message has no text to add (a poll, a sticker or a photo "
+        "without caption). Forward a post with text or a link.",
+        GERMAN: "Diese weitergeleitete Nachricht hat keinen Text zum Hinzufügen (eine Umfrage, "
+        "ein Sticker oder ein Foto ohne Beschriftung). Leite einen Beitrag mit Text oder Link "
+        "weiter.",
     },
     "removed": {ENGLISH: "Removed #{number}: {title}.", GERMAN: "Entfernt: #{number} {title}."},
     "sentences": {ENGLISH: "{count} sentences", GERMAN: "{count} Sätze"},
@@ -115,6 +139,7 @@ _TEXTS: dict[str, dict[str, str]] = {
     },
     "source_text": {ENGLISH: "sent as text", GERMAN: "als Text geschickt"},
     "source_file": {ENGLISH: "sent as a file", GERMAN: "als Datei geschickt"},
+    "source_forward": {ENGLISH: "forwarded", GERMAN: "weitergeleitet"},
     "follow_up": {
         ENGLISH: "Read together with “{question}”:",
         GERMAN: "Zusammen mit „{question}“ gelesen:",
@@ -176,6 +201,39 @@ _TEXTS: dict[str, dict[str, str]] = {
     "unsupported": {
         ENGLISH: "I read questions, links and .txt, .html or .md files; /help says more.",
         GERMAN: "Ich lese Fragen, Links und .txt-, .html- oder .md-Dateien; mehr unter /help.",
+    },
+    "inline_type": {
+        ENGLISH: "Type a question",
+        GERMAN: "Tippe eine Frage",
+    },
+    "inline_type_text": {
+        ENGLISH: "Type @{bot} and a question; I answer from the articles in your private chat "
+        "with me.",
+        GERMAN: "Tippe @{bot} und eine Frage; ich antworte aus den Artikeln in deinem privaten "
+        "Chat mit mir.",
+    },
+    "inline_empty": {
+        ENGLISH: "Your library is empty",
+        GERMAN: "Deine Bibliothek ist leer",
+    },
+    "inline_empty_text": {
+        ENGLISH: "Inline answers quote the articles of your private chat with @{bot}; add "
+        "some there first: send a link, forward a post or paste a text.",
+        GERMAN: "Inline-Antworten zitieren die Artikel deines privaten Chats mit @{bot}; füge "
+        "dort zuerst welche hinzu: schick einen Link, leite einen Beitrag weiter oder füge "
+        "einen Text ein.",
+    },
+    "inline_too_long": {
+        ENGLISH: "That question is too long",
+        GERMAN: "Diese Frage ist zu lang",
+    },
+    "inline_too_long_text": {
+        ENGLISH: "Please ask in at most {limit} characters (this one has {length}).",
+        GERMAN: "Bitte frag in höchstens {limit} Zeichen (diese hat {length}).",
+    },
+    "inline_no_answer": {
+        ENGLISH: "No answer in your articles",
+        GERMAN: "Keine Antwort in deinen Artikeln",
     },
     "apology": {
         ENGLISH: "Sorry, something went wrong with that. Please try again.",

@@ -31,7 +31,9 @@ SLOTS = 4
 RETRY_SECONDS = 5.0
 _PRUNE_EVERY = 3600.0
 # Bot API methods that answer the user.
-_ANSWERS = frozenset({"sendMessage", "sendDocument", "editMessageText", "answerCallbackQuery"})
+_ANSWERS = frozenset(
+    {"sendMessage", "sendDocument", "editMessageText", "answerCallbackQuery", "answerInlineQuery"}
+)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from index.config import Settings
 from index.embeddings import Embedder
 from index.errors import UnknownArticle
 from index.ingest.pipeline import IngestPipeline
-from index.records import Answer, Article, ArticleDraft, Quote
+from index.records import Answer, Article, ArticleDraft, Origin, Quote
 from index.storage import Storage, open_storage
 
 
@@ -64,9 +64,17 @@ class Library:
         )
 
     def add_text(
-        self, chat_id: str, text: str, added_by: str | None = None, request: str | None = None
+        self,
+        chat_id: str,
+        text: str,
+        added_by: str | None = None,
+        request: str | None = None,
+        origin: Origin | None = None,
     ) -> Article:
-        return self._add(chat_id, lambda: self.ingest.extractor.from_text(text), added_by, request)
+        """Add a text; with an `origin` (a forwarded post) that is its source, link and date."""
+        return self._add(
+            chat_id, lambda: self.ingest.extractor.from_text(text, origin), added_by, request
+        )
 
     def add_file(
         self,

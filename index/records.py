@@ -23,11 +23,22 @@ class ArticleDraft:
     title: str
     text: str
     language: str
-    source: str  # "url", "text" or "file"
+    source: str  # "url", "text", "file" or "forward" (then `author` names its origin)
     url: str | None = None
     canonical_url: str | None = None
     author: str | None = None
     published: str | None = None  # ISO date as the publisher gave it
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a text sent to the bot first appeared, when it is not the sender's own: the
+    channel, group or person a post was forwarded from, with the post's public link (if it
+    has one) and its date."""
+
+    name: str
+    url: str | None = None
+    published: str | None = None  # ISO date
 
 
 @dataclass(frozen=True)
@@ -166,6 +177,7 @@ class Quote:
     language: str
     # Character spans, relative to `text`, of words that match the question.
     highlights: tuple[tuple[int, int], ...] = ()
+    origin: str | None = None  # the channel or person a forwarded post came from
 
     @classmethod
     def of(
@@ -209,6 +221,7 @@ class Quote:
             published=article.published,
             language=article.language,
             highlights=highlights,
+            origin=article.author if article.source == "forward" else None,
         )
 
 

@@ -18,7 +18,18 @@ requests at once (``max_connections``), a chat's updates one after another, and 
 request fails or is not answered with 2xx delivered again a little later; ``getUpdates`` is
 refused while a webhook is set. Every delivery attempt is logged in ``webhook_deliveries``.
 
-Deliberate simplifications: one bot per server, no inline mode or payments; Markdown
+Forwarded posts carry a ``forward_origin`` (see :func:`channel_origin` and friends); forum
+supergroups (``Chat(..., is_forum=True)``) have topics, whose messages carry their
+``message_thread_id`` and, when they reply to nothing else, reply to the topic's first
+(service) message, as on Telegram; the bot's messages go to the topic named by
+``message_thread_id`` and otherwise to the General topic, even when they reply to a message
+in another one. Inline mode: :meth:`BotApiStandin.inline_query` sends a query,
+``answerInlineQuery`` is validated (result ids, types, HTML of the messages) and recorded,
+and :meth:`BotApiStandin.choose_inline_result` posts a chosen result "via" the bot. Updates of
+kinds the bot leaves out of ``allowed_updates`` (getUpdates or setWebhook) are not delivered.
+
+Deliberate simplifications: one bot per server, no payments; inline results are articles
+only, and an inline query may be longer than Telegram's 256 characters; Markdown
 parse modes are stored verbatim without parsing; a bare ``&`` or an unknown named entity such as
 ``&nbsp;`` in HTML is rejected (Telegram shows it literally, but it nearly always means
 unescaped user text) unless ``strict_html_entities=False``; the length limit counts code points.
@@ -49,6 +60,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 logger = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
+# The kinds of update a bot gets until it names others in allowed_updates (Telegram leaves out
+# chat_member and the reactions unless asked; the stand-in makes only these kinds).
+DEFAULT_UPDATES = frozenset(
+    {"message", "edited_message", "callback_query", "inline_query", "chosen_inline_result"}
+)
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_DOWNLOAD_SIZE = 20 * 1024 * 1024
@@ -388,14 +404,43 @@ class User:
 
 @dataclass(frozen=True)
 class Chat:
-    """A chat the test talks in. A private chat's id must equal the user's id, like Telegram's."""
+    """A chat the test talks in. A private chat's id must equal the user's id, like Telegram's.
+    A supergroup with ``is_forum`` has topics (:meth:`BotApiStandin.create_topic`)."""
 
     id: int
     type: str = "private"
     title: str | None = None
+    is_forum: bool = False
 
     def to_dict(self) -> JSON:
-        return {"id": self.id, "type": self.type, "title": self.title or f"Chat {self.id}"}
+        data = {"id": self.id, "type": self.type, "title": self.title or f"Chat {self.id}"}
+        return data | ({"is_forum": True} if self.is_forum else {})
+
+
+def channel_origin(
+    title: str, message_id: int, username: str | None = None, chat_id: int = -1001000000001
+) -> JSON:
+    """The ``forward_origin`` of a post forwarded from a channel (public if it has a
+    ``username``)."""
+    chat: JSON = {"id": chat_id, "type": "channel", "title": title}
+    if username:
+        chat["username"] = username
+    return {
+        "type": "channel",
+        "date": int(time.time()) - 3600,
+        "chat": chat,
+        "message_id": message_id,
+    }
+
+
+def user_origin(user: User) -> JSON:
+    """The ``forward_origin`` of a message forwarded from a person who allows linking."""
+    return {"type": "user", "date": int(time.time()) - 3600, "sender_user": user.to_dict()}
+
+
+def hidden_user_origin(name: str) -> JSON:
+    """The ``forward_origin`` of a message forwarded from a person who hides their account."""
+    return {"type": "hidden_user", "date": int(time.time()) - 3600, "sender_user_name": name}
 
 
 @dataclass(frozen=True)
@@ -674,6 +719,7 @@ class BotApiStandin:
         first_name: str = "Article Test Bot",
         privacy_mode: bool = True,
         strict_html_entities: bool = True,
+        inline_mode: bool = True,
     ) -> None:
         self.token = token
         self.bot_user: JSON = {
@@ -683,6 +729,7 @@ class BotApiStandin:
             "username": username,
         }
         self.privacy_mode = privacy_mode
+        self.inline_mode = inline_mode
         self.strict_html_entities = strict_html_entities
         self._cond = threading.Condition(threading.RLock())
         self._ids = itertools.count(1)
@@ -701,7 +748,11 @@ class BotApiStandin:
         self._message_cursor: dict[int, int] = {}
         self._edit_cursor: dict[int, int] = {}
         self._files: dict[str, _StoredFile] = {}
+        self._topics: dict[int, dict[int, str]] = {}  # chat -> thread id -> topic name
         self._open_callbacks: set[str] = set()
+        self._open_inline: set[str] = set()
+        self._allowed_updates: set[str] = set(DEFAULT_UPDATES)
+        self._inline_answers: dict[str, JSON] = {}
         self._answered: list[JSON] = []
         self._commands: dict[str, list[JSON]] = {}
         self._chat_actions: list[JSON] = []
@@ -729,6 +780,7 @@ class BotApiStandin:
             "editMessageReplyMarkup": self._edit_reply_markup,
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback,
+            "answerInlineQuery": self._answer_inline_query,
             "setMyCommands": self._set_commands,
             "getMyCommands": self._get_commands,
             "deleteMyCommands": self._delete_commands,
@@ -795,10 +847,16 @@ class BotApiStandin:
         text: str,
         reply_to: JSON | None = None,
         document: tuple[str, str, bytes] | None = None,
+        *,
+        photo: bool = False,
+        forward_origin: JSON | None = None,
+        topic: int | None = None,
     ) -> JSON:
-        """A user sends ``text`` (or a ``(file_name, mime_type, bytes)`` document captioned with
-        it); returns the Message as delivered, with the entities Telegram would detect."""
-        if not text and document is None:
+        """A user sends ``text`` (or a ``(file_name, mime_type, bytes)`` document, or with
+        ``photo`` a photo, captioned with it); returns the Message as delivered, with the
+        entities Telegram would detect. ``forward_origin`` makes it a forwarded message,
+        ``topic`` (a thread id from :meth:`create_topic`) places it in a forum topic."""
+        if not text and document is None and not photo:
             raise ValueError("Telegram clients can't send an empty message")
         with self._cond:
             message = self._new_message(*self._enter(chat, user))
@@ -806,13 +864,130 @@ class BotApiStandin:
             if document is not None:
                 message["document"] = self._store_file(*document, folder="documents").as_document()
                 key = "caption"
+            elif photo:
+                stored = self._store_file("photo.jpg", "image/jpeg", b"\xff\xd8\xff", "photos")
+                size = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id}
+                message["photo"] = [size | {"width": 90, "height": 60, "file_size": 3}]
+                key = "caption"
             if text:
                 message[key] = text
                 if entities := find_entities(text):
                     message[f"{key}_entities" if key == "caption" else "entities"] = entities
-            if reply_to is not None:
-                target = self._messages.get(message["chat"]["id"], {}).get(_message_id(reply_to))
-                message["reply_to_message"] = _view(target or reply_to, nested=False)
+            if forward_origin is not None:
+                message["forward_origin"] = copy.deepcopy(forward_origin)
+            self._place(message, reply_to, topic)
+            return self._deliver("message", message)
+
+    def send_poll(
+        self,
+        chat: ChatLike,
+        user: UserLike,
+        question: str,
+        options: list[str],
+        forward_origin: JSON | None = None,
+    ) -> JSON:
+        """A user sends (or forwards, with ``forward_origin``) a regular poll."""
+        with self._cond:
+            message = self._new_message(*self._enter(chat, user))
+            message["poll"] = {
+                "id": str(next(self._ids)),
+                "question": question,
+                "options": [
+                    {"text": option, "voter_count": 0, "persistent_id": str(number)}
+                    for number, option in enumerate(options)
+                ],
+                "total_voter_count": 0,
+                "is_closed": False,
+                "is_anonymous": True,
+                "type": "regular",
+                "allows_multiple_answers": False,
+                "allows_revoting": False,
+                "members_only": False,
+            }
+            if forward_origin is not None:
+                message["forward_origin"] = copy.deepcopy(forward_origin)
+            return self._deliver("message", message)
+
+    def create_topic(self, chat: ChatLike, user: UserLike, name: str) -> int:
+        """A user opens a topic in a forum supergroup; returns its ``message_thread_id`` (the
+        id of the service message that starts it)."""
+        with self._cond:
+            chat_dict, user_dict = self._enter(chat, user)
+            if not chat_dict.get("is_forum"):
+                raise ValueError(f"chat {chat_dict['id']} is not a forum")
+            message = self._new_message(chat_dict, user_dict)
+            thread = message["message_id"]
+            message |= {
+                "message_thread_id": thread,
+                "is_topic_message": True,
+                "forum_topic_created": {"name": name, "icon_color": 7322096},
+            }
+            self._topics.setdefault(chat_dict["id"], {})[thread] = name
+            self._messages.setdefault(chat_dict["id"], {})[thread] = message
+            return thread
+
+    def _place(self, message: JSON, reply_to: JSON | None, topic: int | None) -> None:
+        """Set what a user's message replies to and the topic it is in; a topic's message
+        that replies to nothing replies to the topic's first message, as on Telegram."""
+        chat_id = message["chat"]["id"]
+        if topic is not None:
+            if topic not in self._topics.get(chat_id, {}):
+                raise ValueError(f"chat {chat_id} has no topic {topic}")
+            message |= {"message_thread_id": topic, "is_topic_message": True}
+        target = reply_to if reply_to is not None else topic
+        if target is not None:
+            stored = self._messages.get(chat_id, {}).get(_message_id(target))
+            if stored is None and not isinstance(target, dict):
+                raise ValueError(f"message {target} does not exist")
+            message["reply_to_message"] = _view(stored or target, nested=False)
+
+    def inline_query(self, user: UserLike, query: str, chat_type: str = "supergroup") -> str:
+        """The user types "@bot ``query``" in a chat of ``chat_type``; returns the query id."""
+        if not self.inline_mode:
+            raise ValueError("inline mode is off for this bot (BotFather's /setinline)")
+        with self._cond:
+            user_dict = user.to_dict() if isinstance(user, User) else dict(user)
+            self._users[user_dict["id"]] = user_dict
+            query_id = str(5_000_000_000_000 + next(self._ids))
+            self._open_inline.add(query_id)
+            payload = {
+                "id": query_id,
+                "from": user_dict,
+                "query": query,
+                "offset": "",
+                "chat_type": chat_type,
+            }
+            self._enqueue("inline_query", payload)
+            return query_id
+
+    def wait_for_inline_answer(self, query_id: str, timeout: float = 10.0) -> JSON:
+        """The bot's answerInlineQuery for ``query_id``: its ``results``, ``cache_time``,
+        ``is_personal``..."""
+        return self._wait(
+            f"the answer to inline query {query_id}",
+            0,
+            lambda: self._inline_answers.get(query_id),
+            timeout,
+        )
+
+    def choose_inline_result(
+        self, chat: ChatLike, user: UserLike, query_id: str, result_id: str
+    ) -> JSON:
+        """The user picks result ``result_id`` of the answered inline query: its message is
+        posted in ``chat`` as the user's, "via" the bot. Returns the message."""
+        with self._cond:
+            answer = self._inline_answers.get(query_id)
+            if answer is None:
+                raise ValueError(f"inline query {query_id} was not answered")
+            result = next((r for r in answer["results"] if r["id"] == result_id), None)
+            if result is None:
+                raise ValueError(f"inline query {query_id} has no result {result_id!r}")
+            content = result["input_message_content"]
+            message = self._new_message(*self._enter(chat, user))
+            message["via_bot"] = dict(self.bot_user)
+            message["text"], entities = self._content_text(content, answer["parse_mode"])
+            if entities:
+                message["entities"] = entities
             return self._deliver("message", message)
 
     def edit_message(self, chat: ChatLike, user: UserLike, message: JSON, text: str) -> JSON:
@@ -829,8 +1004,14 @@ class BotApiStandin:
                 stored["entities" if key == "text" else "caption_entities"] = entities
             return self._deliver("edited_message", stored)
 
-    def send_sticker(self, chat: ChatLike, user: UserLike, emoji: str = "👍") -> JSON:
-        """A user sends a (regular, static) sticker."""
+    def send_sticker(
+        self,
+        chat: ChatLike,
+        user: UserLike,
+        emoji: str = "👍",
+        forward_origin: JSON | None = None,
+    ) -> JSON:
+        """A user sends (or forwards, with ``forward_origin``) a regular, static sticker."""
         with self._cond:
             message = self._new_message(*self._enter(chat, user))
             stored = self._store_file("sticker.webp", "image/webp", b"RIFF\0\0\0\0WEBP", "stickers")
@@ -845,6 +1026,8 @@ class BotApiStandin:
                 "emoji": emoji,
                 "file_size": len(stored.data),
             }
+            if forward_origin is not None:
+                message["forward_origin"] = copy.deepcopy(forward_origin)
             return self._deliver("message", message)
 
     def press_button(
@@ -1084,6 +1267,8 @@ class BotApiStandin:
     def _addressed(self, message: JSON) -> bool:
         if (message.get("reply_to_message") or {}).get("from", {}).get("id") == self.bot_user["id"]:
             return True
+        if (message.get("via_bot") or {}).get("id") == self.bot_user["id"]:
+            return True
         text = message.get("text") or message.get("caption") or ""
         entities = message.get("entities") or message.get("caption_entities") or []
         if not entities or entities[0]["type"] != "bot_command" or entities[0]["offset"] != 0:
@@ -1092,8 +1277,23 @@ class BotApiStandin:
         return target.lower() in ("", self.bot_user["username"].lower())
 
     def _enqueue(self, kind: str, payload: JSON) -> None:
+        """Queue an update, unless the bot's ``allowed_updates`` leave its kind out (Telegram
+        then never delivers it)."""
+        if kind not in self._allowed_updates:
+            return
         self._updates.append({"update_id": next(self._update_ids), kind: copy.deepcopy(payload)})
         self._cond.notify_all()
+
+    def _allow(self, params: _Params) -> None:
+        """Take ``allowed_updates`` from getUpdates or setWebhook: a list replaces the kinds
+        delivered (an empty one means the default), no value keeps them."""
+        allowed = params.object("allowed_updates")
+        if allowed is None:
+            return
+        self._allowed_updates = set(allowed) or set(DEFAULT_UPDATES)
+        self._updates = [
+            u for u in self._updates if set(u) - {"update_id"} <= self._allowed_updates
+        ]
 
     def _store_file(self, file_name: str, mime_type: str, data: bytes, folder: str) -> _StoredFile:
         number = next(self._ids)
@@ -1234,6 +1434,29 @@ class BotApiStandin:
             raise ApiError(400, "Bad Request: message to be replied not found")
         return target
 
+    def _topic_of(self, params: _Params, chat: JSON) -> int | None:
+        """The forum topic named by ``message_thread_id`` (None: the General topic)."""
+        thread = params.integer("message_thread_id")
+        if thread is None:
+            return None
+        if thread not in self._topics.get(chat["id"], {}):
+            raise ApiError(400, "Bad Request: message thread not found")
+        return thread
+
+    def _content_text(self, content: JSON, default_mode: str | None) -> tuple[str, list[JSON]]:
+        """The text and entities of an inline result's InputTextMessageContent, validated
+        like a sendMessage."""
+        if not isinstance(content, dict) or not isinstance(content.get("message_text"), str):
+            raise ApiError(400, "Bad Request: MESSAGE_EMPTY")
+        mode = content.get("parse_mode", default_mode)
+        params = _Params(
+            {"text": content["message_text"], "parse_mode": mode or ""}
+            | ({"entities": content["entities"]} if "entities" in content else {}),
+            {},
+        )
+        text, entities, _ = self._formatted(params, "text", "entities", MAX_TEXT_LENGTH)
+        return text, entities
+
     def _bot_message(self, params: _Params, action: str) -> JSON:
         if params.get("inline_message_id"):
             raise ApiError(400, "Bad Request: inline messages are not supported by the stand-in")
@@ -1252,7 +1475,10 @@ class BotApiStandin:
         """Validate the reply parts of a send, then store and return the bot's new message."""
         target = self._reply_target(params, chat)
         markup = self._reply_markup(params)
+        thread = self._topic_of(params, chat)
         message = self._new_message(chat, self.bot_user) | content
+        if thread is not None:
+            message |= {"message_thread_id": thread, "is_topic_message": True}
         if target is not None:
             message["reply_to_message"] = _view(target, nested=False)
         if markup is not None:
@@ -1296,7 +1522,7 @@ class BotApiStandin:
         return self.bot_user | {
             "can_join_groups": True,
             "can_read_all_group_messages": not self.privacy_mode,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.inline_mode,
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
@@ -1312,6 +1538,7 @@ class BotApiStandin:
             raise ApiError(400, "Bad Request: secret token contains unallowed characters")
         if params.flag("drop_pending_updates"):
             self._updates.clear()
+        self._allow(params)
         connections = max(1, min(100, params.integer("max_connections") or 40))
         self._webhook = {"url": url, "secret_token": secret, "max_connections": connections}
         while len(self._delivery_threads) < connections:
@@ -1386,6 +1613,7 @@ class BotApiStandin:
                 "Conflict: can't use getUpdates method while webhook is active; use "
                 "deleteWebhook to delete the webhook first",
             )
+        self._allow(params)
         offset, limit = params.integer("offset"), params.integer("limit") or 100
         deadline = time.monotonic() + float(params.get("timeout") or 0)
         self._poll_generation += 1
@@ -1479,6 +1707,35 @@ class BotApiStandin:
         self._cond.notify_all()
         return True
 
+    def _answer_inline_query(self, params: _Params) -> bool:
+        query_id = params.string("inline_query_id")
+        if query_id not in self._open_inline:
+            raise ApiError(
+                400,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+            )
+        results = params.object("results")
+        if not isinstance(results, list) or len(results) > 50:
+            raise ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        ids = [str(result.get("id", "")) for result in results]
+        if len(set(ids)) != len(ids) or not all(1 <= len(i.encode()) <= 64 for i in ids):
+            raise ApiError(400, "Bad Request: RESULT_ID_INVALID")
+        mode = params.string("parse_mode")
+        for result in results:
+            if result.get("type") != "article" or not str(result.get("title", "")).strip():
+                raise ApiError(400, "Bad Request: RESULT_TYPE_INVALID")
+            self._content_text(result.get("input_message_content"), mode)
+        self._open_inline.discard(query_id)
+        self._inline_answers[query_id] = {
+            "results": results,
+            "cache_time": params.integer("cache_time"),
+            "is_personal": params.flag("is_personal"),
+            "next_offset": params.string("next_offset"),
+            "parse_mode": mode,
+        }
+        self._cond.notify_all()
+        return True
+
     def _set_commands(self, params: _Params) -> bool:
         commands = params.object("commands")
         if not isinstance(commands, list) or len(commands) > 100:
@@ -1509,7 +1766,10 @@ class BotApiStandin:
         action = params.string("action")
         if action not in CHAT_ACTIONS:
             raise ApiError(400, "Bad Request: wrong parameter action in request")
-        self._chat_actions.append({"chat_id": chat["id"], "action": action})
+        record = {"chat_id": chat["id"], "action": action}
+        if (thread := self._topic_of(params, chat)) is not None:
+            record["message_thread_id"] = thread
+        self._chat_actions.append(record)
         return True
 
     def _get_file(self, params: _Params) -> JSON:

@@ -337,3 +337,45 @@ def test_html_parser_errors(source: str, error: str) -> None:
     with pytest.raises(HtmlParseError) as raised:
         parse_html(source)
     assert str(raised.value) == error
+
+
+def test_inline_queries_and_forum_topics_follow_telegrams_rules(standin: BotApiStandin) -> None:
+    forum = Chat(-100321, "supergroup", "Desk", is_forum=True)
+    topic = standin.create_topic(forum, ALICE, "Iran")
+    asked = standin.send_message(forum, ALICE, "/ask who?", topic=topic)
+    assert asked["message_thread_id"] == topic and asked["is_topic_message"]
+    assert asked["reply_to_message"]["forum_topic_created"] == {
+        "name": "Iran",
+        "icon_color": 7322096,
+    }
+    assert call(standin, "sendMessage", chat_id=forum.id, text="x", message_thread_id=999) == (
+        400,
+        {"ok": False, "error_code": 400, "description": "Bad Request: message thread not found"},
+    )
+    status, sent = call(standin, "sendMessage", chat_id=forum.id, text="x", message_thread_id=topic)
+    assert status == 200 and sent["result"]["message_thread_id"] == topic
+
+    query = standin.inline_query(ALICE, "who?")
+    article = {"type": "article", "id": "a", "title": "T"}
+    bad_html = article | {"input_message_content": {"message_text": "<b>x", "parse_mode": "HTML"}}
+    assert call(standin, "answerInlineQuery", inline_query_id=query, results=[bad_html])[0] == 400
+    good = article | {"input_message_content": {"message_text": "<b>x</b>", "parse_mode": "HTML"}}
+    twice = [good, good]
+    assert call(standin, "answerInlineQuery", inline_query_id=query, results=twice)[0] == 400
+    assert call(standin, "answerInlineQuery", inline_query_id=query, results=[good])[0] == 200
+    assert call(standin, "answerInlineQuery", inline_query_id=query, results=[good])[0] == 400
+    posted = standin.choose_inline_result(GROUP, ALICE, query, "a")
+    assert posted["text"] == "x" and posted["via_bot"]["username"] == "article_test_bot"
+    assert posted["entities"] == [{"type": "bold", "offset": 0, "length": 1}]
+
+
+def test_updates_the_bot_did_not_ask_for_are_not_delivered(standin: BotApiStandin) -> None:
+    assert call(standin, "getUpdates", allowed_updates=["message"], timeout=0)[1]["result"] == []
+    standin.inline_query(ALICE, "who?")
+    standin.send_message(PRIVATE, ALICE, "hello")
+    (update,) = call(standin, "getUpdates", timeout=0)[1]["result"]
+    assert update["message"]["text"] == "hello"
+    call(standin, "getUpdates", offset=update["update_id"] + 1, allowed_updates=[], timeout=0)
+    standin.inline_query(ALICE, "who?")
+    (update,) = call(standin, "getUpdates", timeout=0)[1]["result"]
+    assert update["inline_query"]["query"] == "who?"

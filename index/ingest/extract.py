@@ -19,7 +19,7 @@ from courlan import normalize_url
 from index.config import Settings
 from index.errors import ArticleRejected
 from index.language import detect_language
-from index.records import ArticleDraft
+from index.records import ArticleDraft, Origin
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 TEXT_SUFFIXES = {".txt", ".text", *MARKDOWN_SUFFIXES}
@@ -141,9 +141,24 @@ class ArticleExtractor:
             published=document.date,
         )
 
-    def from_text(self, text: str, source: str = "text") -> ArticleDraft:
+    def from_text(
+        self, text: str, origin: Origin | None = None, source: str = "text"
+    ) -> ArticleDraft:
+        """A pasted or forwarded text; a forwarded one keeps its `origin` as author, link
+        (which also recognises the same post forwarded again) and date."""
         text = unwrap_lines(clean_text(text))
-        return self._draft(text, title=_first_line_title(text), source=source)
+        title = _first_line_title(text)
+        if origin is None:
+            return self._draft(text, title=title, source=source)
+        return self._draft(
+            text,
+            title=title,
+            source="forward",
+            url=origin.url,
+            canonical_url=origin.url,
+            author=origin.name,
+            published=origin.published,
+        )
 
     def check_file(self, name: str, size: int) -> None:
         """Refuse files by name and size alone (before anyone downloads them)."""

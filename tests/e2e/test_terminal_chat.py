@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import IRAN_TITLE, ROOT, RUSSIA_OFFERS_HELP
+from tests.e2e.conftest import IRAN_TITLE, ROOT, RUSSIA_OFFERS_HELP, STRIKE_TITLE
 
 
 def articlebot(*args: str) -> list[str]:
@@ -36,6 +36,8 @@ def test_terminal_chat_behaves_like_a_private_chat(news_site: str, tmp_path: Pat
         "What did the Kremlin say?",
         "/more",
         "/context",
+        "/add ./tests/e2e/pages/bahnstreik.html",
+        "/add ./tests/e2e/pages/missing.txt",
         "/list",
         "/forget",
         "yes",
@@ -53,16 +55,19 @@ def test_terminal_chat_behaves_like_a_private_chat(news_site: str, tmp_path: Pat
     )
     assert chat.returncode == 0, chat.stderr
     welcome, *replies = chat.stdout.split("\n> ")
-    assert "/add LINK or TEXT" in welcome
-    added, mediating, kremlin, more, context, listing, confirm, forgot, empty, bye = replies
+    assert "/add LINK, FILE or TEXT" in welcome
+    added, mediating, kremlin, more, context, file, missing, listing, *rest = replies
+    confirm, forgot, empty, bye = rest
     assert added.startswith(f"Added #1: {IRAN_TITLE} (German, ")
     assert f"“{RUSSIA_OFFERS_HELP}" in mediating
     assert "sagte Kremlsprecher Dimitri Peskow" in first_quote(kremlin)
     assert more.startswith("4. “")
     assert "»" in context and "«" in context
+    assert file.startswith(f"Added #2: {STRIKE_TITLE} (German, ")  # a local file, by its path
+    assert missing.startswith("./tests/e2e/pages/missing.txt is neither a link nor a readable")
     assert listing.startswith(f"#1  {IRAN_TITLE} (de, 2025-03-05, ")
-    assert confirm.startswith("Forget every article in this chat (1)?")
-    assert forgot.startswith("Done: the library is empty now (1 forgotten).")
+    assert confirm.startswith("Forget every article in this chat (2)?")
+    assert forgot.startswith("Done: the library is empty now (2 forgotten).")
     assert empty.startswith("The library is empty.")
     assert bye.strip() == ""
 
@@ -100,4 +105,4 @@ def test_run_without_a_token_offers_the_terminal_chat_on_a_terminal(tmp_path: Pa
         os.close(keyboard)
     assert run.returncode == 0, run.stderr
     assert "Start a terminal chat now? [Y/n]" in run.stdout
-    assert "/add LINK or TEXT" in run.stdout
+    assert "/add LINK, FILE or TEXT" in run.stdout
