@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -124,8 +125,8 @@ def cmd_poll(library: Library, _args: argparse.Namespace) -> int:
     """Poll every due feed of every chat once (for cron); the bot does the same on its own."""
     from bot.render import feed_news, feed_trouble
 
-    polled = 0
-    while (feed := library.feeds.claim_due()) is not None:
+    polled, started = 0, time.time()
+    while (feed := library.feeds.claim_due(started)) is not None:
         poll = library.feeds.poll(feed)
         polled += 1
         news = feed_news(poll, library.settings.feed_items_per_poll, "en", html=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import suppress
 
 from telegram import Bot, Message, MessageEntity, Update
@@ -98,7 +99,8 @@ async def poll_feeds(context: Context) -> None:
     """The JobQueue job: poll every due feed once and tell its chat what came of it. Each
     process claims feeds one at a time, so several bot processes share the work."""
     library: Library = _library(context)
-    while (feed := await asyncio.to_thread(library.feeds.claim_due)) is not None:
+    started = time.time()
+    while (feed := await asyncio.to_thread(library.feeds.claim_due, started)) is not None:
         try:
             poll = await asyncio.to_thread(library.feeds.poll, feed)
         except Exception:  # one feed's trouble must not stop the others; retried later

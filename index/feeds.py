@@ -175,9 +175,11 @@ class FeedSubscriptions:
             raise UnknownFeed(number)
         return removed
 
-    def claim_due(self) -> Feed | None:
-        """A feed that is due, now claimed by this process (None: none is due)."""
-        return self.storage.claim_due_feed(time.time(), self._claim_end())
+    def claim_due(self, due_by: float | None = None) -> Feed | None:
+        """A feed due by `due_by` (default: now), now claimed by this process; None when there
+        is none. A round of polls passes the time it started, so that a feed it polled is not
+        due again within it, however short the interval."""
+        return self.storage.claim_due_feed(due_by or time.time(), self._claim_end())
 
     def poll(self, feed: Feed) -> FeedPoll:
         """Fetch a claimed feed and add its new items (at most `feed_items_per_poll`)."""

@@ -314,9 +314,9 @@ def test_reactions(standin: BotApiStandin) -> None:
     async def main() -> None:
         async with Bot(TOKEN, base_url=standin.base_url) as bot:
             assert await bot.set_message_reaction(GROUP.id, message["message_id"], "🤷")
-            with pytest.raises(BadRequest, match="(?i)reaction_invalid"):
+            with pytest.raises(BadRequest, match=r"(?i)reaction_invalid"):
                 await bot.set_message_reaction(GROUP.id, message["message_id"], "🐙")
-            with pytest.raises(BadRequest, match="(?i)message to react not found"):
+            with pytest.raises(BadRequest, match=r"(?i)message to react not found"):
                 await bot.set_message_reaction(GROUP.id, 999, "👍")
 
     asyncio.run(main())
