@@ -21,7 +21,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "together with the question before; replying to one of my answers does the "
             "same.\n\n"
             "/list shows the articles, /remove 2 removes article #2, /forget empties "
-            "this chat's library."
+            "this chat's library. /follow with a news site's link adds its new articles as "
+            "they appear."
         ),
         GERMAN: (
             "Ich beantworte Fragen zu Artikeln, die du mir gibst, mit wörtlichen Zitaten.\n\n"
@@ -32,7 +33,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "das zusammen mit der Frage davor; eine Antwort auf eine meiner Antworten ebenso."
             "\n\n"
             "/list zeigt die Artikel, /remove 2 entfernt Artikel #2, /forget leert die "
-            "Bibliothek dieses Chats."
+            "Bibliothek dieses Chats. /follow mit dem Link einer Nachrichtenseite holt ihre "
+            "neuen Artikel, sobald sie erscheinen."
         ),
     },
     "help_group": {
@@ -45,7 +47,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "<b>Ask:</b> /ask Who is mediating with Iran?\n"
             "<b>Follow up:</b> reply to my answer, e.g. <i>What did the Kremlin say?</i>\n\n"
             "/list shows the articles. /remove 2 and /forget are for admins and for "
-            "whoever added the articles."
+            "whoever added the articles. Admins can /follow a news site's feed, and /collect "
+            "on makes me add every link posted here."
         ),
         GERMAN: (
             "Ich beantworte Fragen zu den Artikeln dieser Gruppe mit wörtlichen Zitaten. "
@@ -57,7 +60,9 @@ _TEXTS: dict[str, dict[str, str]] = {
             "<b>Fragen:</b> /ask Wer vermittelt mit dem Iran?\n"
             "<b>Nachfragen:</b> antworte auf meine Antwort, z. B. <i>Was sagte der Kreml?</i>\n\n"
             "/list zeigt die Artikel. /remove 2 und /forget dürfen Admins und wer die "
-            "Artikel hinzugefügt hat."
+            "Artikel hinzugefügt hat. Admins können mit /follow dem Feed einer "
+            "Nachrichtenseite folgen, und mit /collect on nehme ich jeden hier geposteten Link "
+            "auf."
         ),
     },
     "help_terminal": {
