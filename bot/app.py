@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Awaitable
 
 import httpx
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, LinkPreviewOptions, MessageEntity, Update
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken
 from telegram.ext import (
@@ -33,7 +33,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot import handlers, inline
+from bot import feeds, handlers, inline
 from bot.cli import TERMINAL_CHAT
 from bot.terminal import run_terminal_chat
 from bot.texts import ENGLISH, GERMAN, say
@@ -58,6 +58,10 @@ COMMANDS = {
     "list": handlers.list_command,
     "remove": handlers.remove_command,
     "forget": handlers.forget_command,
+    "follow": feeds.follow_command,
+    "feeds": feeds.feeds_command,
+    "unfollow": feeds.unfollow_command,
+    "collect": feeds.collect_command,
 }
 NO_TOKEN = """\
 To run as a Telegram bot, articlebot needs a bot token from Telegram. To get one:
@@ -145,6 +149,8 @@ def build_application(
     )
     application.bot_data[handlers.LIBRARY] = library
     _add_handlers(application)
+    every = library.settings.feed_check_seconds
+    application.job_queue.run_repeating(feeds.poll_feeds, interval=every, first=every)
     return application
 
 
@@ -185,6 +191,13 @@ def _add_handlers(application: Application) -> None:
             InlineQueryHandler(inline.inline_query),
         ]
     )
+    # Links in group conversations: looked at after the handlers above (a later group), so a
+    # message that also addresses the bot is answered as usual.
+    links = filters.Entity(MessageEntity.URL) | filters.Entity(MessageEntity.TEXT_LINK)
+    links |= filters.CaptionEntity(MessageEntity.URL)
+    links |= filters.CaptionEntity(MessageEntity.TEXT_LINK)
+    collected = new & filters.ChatType.GROUPS & links & ~filters.COMMAND
+    application.add_handler(MessageHandler(collected, feeds.collected_link), group=1)
     application.add_error_handler(handlers.report_error)
 
 

@@ -6,13 +6,14 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tqdm import tqdm
 
 from index.config import Settings, load_settings
-from index.errors import ArticleRejected, UnknownArticle
+from index.errors import ArticleRejected, LibraryError, UnknownArticle
 from index.ingest.extract import FILE_SUFFIXES
 from index.library import Library
 
@@ -86,6 +87,54 @@ def cmd_remove(library: Library, args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 1
     print(f"Removed #{article.number}: {article.title}")
+    return 0
+
+
+def cmd_follow(library: Library, args: argparse.Namespace) -> int:
+    from bot.render import feed_followed
+
+    try:
+        poll = library.feeds.follow(args.chat, args.url, None, "en")
+    except LibraryError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(feed_followed(poll, library.settings.feed_interval_minutes, "en", html=False))
+    return 0
+
+
+def cmd_feeds(library: Library, args: argparse.Namespace) -> int:
+    from bot.render import feed_list
+
+    print(*feed_list(library.feeds.feeds(args.chat), "en", html=False), sep="\n")
+    return 0
+
+
+def cmd_unfollow(library: Library, args: argparse.Namespace) -> int:
+    from bot.render import feed_removed
+
+    try:
+        feed = library.feeds.unfollow(args.chat, args.id)
+    except LibraryError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(feed_removed(feed, "en", html=False))
+    return 0
+
+
+def cmd_poll(library: Library, _args: argparse.Namespace) -> int:
+    """Poll every due feed of every chat once (for cron); the bot does the same on its own."""
+    from bot.render import feed_news, feed_trouble
+
+    polled, started = 0, time.time()
+    while (feed := library.feeds.claim_due(started)) is not None:
+        poll = library.feeds.poll(feed)
+        polled += 1
+        news = feed_news(poll, library.settings.feed_items_per_poll, "en", html=False)
+        state = news or poll.error or "nothing new"
+        print(f"chat {feed.chat_id}, feed #{feed.id} {feed.title}: {state}")
+        if trouble := feed_trouble(poll, "en", html=False):
+            print(trouble)
+    print(f"{polled} feeds polled." if polled != 1 else "1 feed polled.")
     return 0
 
 
@@ -200,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     command("list", cmd_list, "list the articles of a library")
     remove = command("remove", cmd_remove, "remove an article by its short id")
     remove.add_argument("id")
+    follow = command("follow", cmd_follow, "follow a news site or RSS/Atom feed: adds its articles")
+    follow.add_argument("url", metavar="URL")
+    command("feeds", cmd_feeds, "list the feeds a library follows")
+    unfollow = command("unfollow", cmd_unfollow, "stop following a feed by its id")
+    unfollow.add_argument("id")
+    command("poll", cmd_poll, "fetch every due feed once, print what was added", chat=False)
     evaluate = command("eval", cmd_eval, "measure retrieval quality on a dataset", chat=False)
     evaluate.add_argument("folder", help="dataset folder, laid out like shared/eval/xquad")
     evaluate.add_argument("--split", default="dev")

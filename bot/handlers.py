@@ -116,10 +116,20 @@ async def _may_change(update: Update, articles: list[Article]) -> bool:
     person who added them all, and the chat's admins."""
     if _private(update) or owns(articles, _user_id(update)):
         return True
+    return await is_admin(update)
+
+
+async def is_admin(update: Update) -> bool:
+    """Whether the sender is one of the chat's admins."""
     chat, message = update.effective_chat, update.message
     if message and message.sender_chat and message.sender_chat.id == chat.id:
         return True  # an anonymous admin, writing as the group
-    member = await chat.get_member(update.effective_user.id)
+    return await admin_of(chat, update.effective_user.id)
+
+
+async def admin_of(chat: Chat, user_id: int) -> bool:
+    """Whether the user (or bot) `user_id` is one of the chat's admins."""
+    member = await chat.get_member(user_id)
     return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 
 
@@ -216,7 +226,7 @@ async def unknown_command(update: Update, context: Context) -> None:
 # Other messages
 
 
-def _addresses_bot(message: Message, context: Context) -> tuple[bool, bool]:
+def addresses_bot(message: Message, context: Context) -> tuple[bool, bool]:
     """(does the message mention the bot, does it reply to one of the bot's messages)."""
     bot = context.bot
     mentions = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
@@ -240,7 +250,7 @@ async def text_message(update: Update, context: Context) -> None:
     if _via_this_bot(update.effective_message, context):
         return  # a quote the user posted with an inline answer, not something to act on
     if not _private(update):
-        mentioned, replied = _addresses_bot(update.effective_message, context)
+        mentioned, replied = addresses_bot(update.effective_message, context)
         text = group_text(text, context.bot.username, mentioned=mentioned, replied_to_bot=replied)
         if text is None:
             return

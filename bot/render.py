@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from bot.texts import ENGLISH, language_name, say
 from index.errors import LibraryError
-from index.records import Answer, Article, Quote
+from index.records import Answer, Article, Feed, FeedPoll, Quote
 
 MESSAGE_LIMIT = 4096
 _QUOTE_LIMIT = 1200  # a single "sentence" longer than this is shortened in display only
@@ -248,3 +248,80 @@ def html_article_list(articles: list[Article], language: str = ENGLISH) -> list[
         line = escape(" · ".join(filter(None, details)))
         blocks.append(f"<b>#{article.number}</b> {title}\n{line}")
     return pack(blocks)
+
+
+# Feeds: the same text as HTML (Telegram) or plain (the command line)
+
+
+def feed_followed(poll: FeedPoll, minutes: float, language: str, html: bool = True) -> str:
+    """The reply to /follow: which feed, how often, and what it brought at once."""
+    feed = poll.feed
+    title = _shorten(feed.title, _TITLE_LIMIT)
+    every = f"{minutes:g}"
+    text = _fill("following", language, html, title=title, number=feed.id, minutes=every)
+    summary = feed_news(poll, 0, language, html)
+    return f"{text}\n\n{summary}" if summary else text
+
+
+def feed_news(poll: FeedPoll, limit: int, language: str, html: bool = True) -> str | None:
+    """ "3 new articles from ...", with their ids and titles; None when the poll added
+    nothing. `limit` (the items per poll) is named when items were skipped."""
+    if not poll.added:
+        return None
+    title = _shorten(poll.feed.title, _TITLE_LIMIT)
+    key = "feed_added_one" if len(poll.added) == 1 else "feed_added"
+    lines = [_fill(key, language, html, count=len(poll.added), title=title)]
+    for article in poll.added:
+        name = _shorten(article.title, _TITLE_LIMIT)
+        lines.append(f"#{article.number} {escape(name) if html else name}")
+    if poll.skipped and limit:
+        lines.append(_fill("feed_skipped", language, html, count=poll.skipped, limit=limit))
+    return "\n".join(lines)
+
+
+def feed_trouble(poll: FeedPoll, language: str, html: bool = True) -> str | None:
+    """What the chat hears of a feed that keeps failing (once) or was paused; else None."""
+    if not poll.report_failure:
+        return None
+    feed = poll.feed
+    values = {
+        "title": _shorten(feed.title, _TITLE_LIMIT),
+        "number": feed.id,
+        "error": poll.error,
+        "failures": feed.failures,
+        "url": feed.url,
+    }
+    return _fill("feed_paused" if poll.paused else "feed_failing", language, html, **values)
+
+
+def feed_list(feeds: list[Feed], language: str, html: bool = True) -> list[str]:
+    """The chat's feeds with how their last polls went, in as many messages as needed."""
+    if not feeds:
+        return [say("no_feeds", language)]
+    blocks = []
+    for feed in feeds:
+        state = [
+            say("feed_ok", language, when=_time(feed.last_success))
+            if feed.last_success
+            else say("feed_never", language),
+            say("feed_error", language, error=feed.last_error) if feed.last_error else "",
+            say("feed_paused_state", language) if feed.paused else "",
+        ]
+        title, url = _shorten(feed.title, _TITLE_LIMIT), feed.url
+        line = " · ".join(filter(None, state))
+        if html:
+            blocks.append(f"<b>#{feed.id}</b> {escape(title)}\n{escape(url)}\n{escape(line)}")
+        else:
+            blocks.append(f"#{feed.id} {title}\n   {url}\n   {line}")
+    heading = say("feeds_title", language)
+    return pack([heading, *blocks]) if html else ["\n".join([heading, *blocks])]
+
+
+def feed_removed(feed: Feed, language: str, html: bool = True) -> str:
+    title = _shorten(feed.title, _TITLE_LIMIT)
+    return _fill("unfollowed", language, html, title=title, number=feed.id)
+
+
+def _time(value: str) -> str:
+    """A stored ISO time as "2026-12-02 16:05 UTC"."""
+    return f"{value[:10]} {value[11:16]} UTC"

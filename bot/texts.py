@@ -23,7 +23,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "together with the question before; replying to one of my answers does the "
             "same.\n\n"
             "/list shows the articles, /remove 2 removes article #2, /forget empties "
-            "this chat's library.\n\n"
+            "this chat's library. /follow with a news site's link adds its new articles as "
+            "they appear.\n\n"
             "<b>In any other chat:</b> type @{bot} and a question to pick a quote from the "
             "articles you added here and post it there."
         ),
@@ -38,7 +39,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "das zusammen mit der Frage davor; eine Antwort auf eine meiner Antworten ebenso."
             "\n\n"
             "/list zeigt die Artikel, /remove 2 entfernt Artikel #2, /forget leert die "
-            "Bibliothek dieses Chats.\n\n"
+            "Bibliothek dieses Chats. /follow mit dem Link einer Nachrichtenseite holt ihre "
+            "neuen Artikel, sobald sie erscheinen.\n\n"
             "<b>In jedem anderen Chat:</b> tippe @{bot} und eine Frage, um ein Zitat aus den "
             "Artikeln, die du hier hinzugefügt hast, dort zu posten."
         ),
@@ -54,7 +56,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "<b>Ask:</b> /ask Who is mediating with Iran?\n"
             "<b>Follow up:</b> reply to my answer, e.g. <i>What did the Kremlin say?</i>\n\n"
             "/list shows the articles. /remove 2 and /forget are for admins and for "
-            "whoever added the articles."
+            "whoever added the articles. Admins can /follow a news site's feed, and /collect "
+            "on makes me add every link posted here."
         ),
         GERMAN: (
             "Ich beantworte Fragen zu den Artikeln dieser Gruppe mit wörtlichen Zitaten. "
@@ -66,7 +69,9 @@ _TEXTS: dict[str, dict[str, str]] = {
             "<b>Fragen:</b> /ask Wer vermittelt mit dem Iran?\n"
             "<b>Nachfragen:</b> antworte auf meine Antwort, z. B. <i>Was sagte der Kreml?</i>\n\n"
             "/list zeigt die Artikel. /remove 2 und /forget dürfen Admins und wer die "
-            "Artikel hinzugefügt hat."
+            "Artikel hinzugefügt hat. Admins können mit /follow dem Feed einer "
+            "Nachrichtenseite folgen, und mit /collect on nehme ich jeden hier geposteten Link "
+            "auf."
         ),
     },
     "help_terminal": {
@@ -238,6 +243,139 @@ _TEXTS: dict[str, dict[str, str]] = {
     "apology": {
         ENGLISH: "Sorry, something went wrong with that. Please try again.",
         GERMAN: "Entschuldige, dabei ist etwas schiefgegangen. Bitte versuch es noch einmal.",
+    },
+    # Feeds
+    "command_follow": {
+        ENGLISH: "Follow a news site or feed: its new articles come in",
+        GERMAN: "Einer Nachrichtenseite oder einem Feed folgen",
+    },
+    "command_feeds": {ENGLISH: "The feeds this chat follows", GERMAN: "Gefolgte Feeds"},
+    "command_unfollow": {ENGLISH: "Stop following a feed", GERMAN: "Einem Feed nicht mehr folgen"},
+    "usage_follow": {
+        ENGLISH: (
+            "Send /follow with the link of a news site or its RSS or Atom feed, e.g. /follow "
+            "https://www.tagesschau.de. New articles then come into this chat's library by "
+            "themselves."
+        ),
+        GERMAN: (
+            "Schick /follow mit dem Link einer Nachrichtenseite oder ihres RSS- oder Atom-Feeds, "
+            "z. B. /follow https://www.tagesschau.de. Neue Artikel kommen dann von selbst in die "
+            "Bibliothek dieses Chats."
+        ),
+    },
+    "usage_unfollow": {
+        ENGLISH: "Which feed? Write its id from /feeds after /unfollow, e.g. /unfollow 2.",
+        GERMAN: "Welcher Feed? Schreib seine Nummer aus /feeds nach /unfollow, z. B. /unfollow 2.",
+    },
+    "following": {
+        ENGLISH: "Following {title} (feed #{number}). I look for new articles every {minutes} "
+        "minutes.",
+        GERMAN: "Ich folge jetzt {title} (Feed #{number}) und schaue alle {minutes} Minuten "
+        "nach neuen Artikeln.",
+    },
+    "feed_added": {
+        ENGLISH: "{count} new articles from {title}:",
+        GERMAN: "{count} neue Artikel von {title}:",
+    },
+    "feed_added_one": {
+        ENGLISH: "1 new article from {title}:",
+        GERMAN: "1 neuer Artikel von {title}:",
+    },
+    "feed_skipped": {
+        ENGLISH: "({count} more items were skipped: not articles, or over the limit of {limit} "
+        "per check.)",
+        GERMAN: "({count} weitere Einträge übersprungen: keine Artikel oder mehr als {limit} pro "
+        "Abruf.)",
+    },
+    "feed_failing": {
+        ENGLISH: "The feed {title} (#{number}) keeps failing: {error} I keep trying; /feeds "
+        "shows how it goes.",
+        GERMAN: "Der Feed {title} (#{number}) schlägt immer wieder fehl: {error} Ich versuche "
+        "es weiter; /feeds zeigt, wie es läuft.",
+    },
+    "feed_paused": {
+        ENGLISH: "I stopped checking the feed {title} (#{number}) after {failures} failures in "
+        "a row: {error} /follow {url} starts it again.",
+        GERMAN: "Ich habe den Feed {title} (#{number}) nach {failures} Fehlschlägen in Folge "
+        "angehalten: {error} /follow {url} startet ihn wieder.",
+    },
+    "no_feeds": {
+        ENGLISH: "This chat follows no feeds. /follow with a news site's link adds its new "
+        "articles as they appear.",
+        GERMAN: "Dieser Chat folgt keinen Feeds. /follow mit dem Link einer Nachrichtenseite "
+        "holt ihre neuen Artikel, sobald sie erscheinen.",
+    },
+    "feeds_title": {ENGLISH: "Feeds of this chat:", GERMAN: "Feeds dieses Chats:"},
+    "feed_ok": {ENGLISH: "last checked {when}", GERMAN: "zuletzt abgerufen {when}"},
+    "feed_never": {ENGLISH: "not checked yet", GERMAN: "noch nicht abgerufen"},
+    "feed_error": {ENGLISH: "failing: {error}", GERMAN: "Fehler: {error}"},
+    "feed_paused_state": {
+        ENGLISH: "paused; /follow it again to resume",
+        GERMAN: "angehalten; /follow startet ihn wieder",
+    },
+    "unfollowed": {
+        ENGLISH: "Stopped following {title} (feed #{number}). Its articles stay in the library.",
+        GERMAN: "Ich folge {title} (Feed #{number}) nicht mehr. Seine Artikel bleiben in der "
+        "Bibliothek.",
+    },
+    "not_allowed_follow": {
+        ENGLISH: "In groups, only admins can follow feeds.",
+        GERMAN: "In Gruppen können nur Admins Feeds folgen.",
+    },
+    "not_allowed_unfollow": {
+        ENGLISH: "Only the chat's admins and whoever followed a feed can end it.",
+        GERMAN: "Nur Admins und wer einem Feed folgt, können ihn beenden.",
+    },
+    # Collecting links in groups
+    "command_collect": {
+        ENGLISH: "Add every link posted here (on/off, admins)",
+        GERMAN: "Jeden geposteten Link aufnehmen (on/off)",
+    },
+    "usage_collect": {
+        ENGLISH: "Collecting links is {state} here. /collect on adds the article of every link "
+        "posted in this group, confirmed with a 👍 on the message (🤷: not an article); "
+        "/collect off stops it.",
+        GERMAN: "Das Sammeln von Links ist hier {state}. /collect on nimmt den Artikel jedes "
+        "Links auf, der in dieser Gruppe gepostet wird, bestätigt mit 👍 an der Nachricht (🤷: "
+        "kein Artikel); /collect off beendet es.",
+    },
+    "collect_state_on": {ENGLISH: "on", GERMAN: "an"},
+    "collect_state_off": {ENGLISH: "off", GERMAN: "aus"},
+    "collect_private": {
+        ENGLISH: "/collect is for groups: here, every link you send is added anyway.",
+        GERMAN: "/collect ist für Gruppen: Hier wird jeder Link, den du schickst, ohnehin "
+        "aufgenommen.",
+    },
+    "not_allowed_collect": {
+        ENGLISH: "Only the group's admins can turn collecting links on or off.",
+        GERMAN: "Nur Admins der Gruppe können das Sammeln von Links an- oder ausschalten.",
+    },
+    "collect_on": {
+        ENGLISH: "From now on I add the article of every link posted here and confirm it with "
+        "a 👍 on the message (🤷 when the link is not an article). /collect off stops it.",
+        GERMAN: "Ab jetzt nehme ich den Artikel jedes hier geposteten Links auf und bestätige "
+        "das mit 👍 an der Nachricht (🤷, wenn der Link kein Artikel ist). /collect off "
+        "beendet es.",
+    },
+    "collect_off": {
+        ENGLISH: "I no longer add links posted here; /add still does.",
+        GERMAN: "Ich nehme hier gepostete Links nicht mehr auf; /add geht weiterhin.",
+    },
+    "collect_cannot_read": {
+        ENGLISH: (
+            "I can't collect links here yet: Telegram only shows me commands and replies to "
+            "me in this group (privacy mode), so I never see the links you post. Either make "
+            "me an admin of the group, or ask my owner to send /setprivacy to @BotFather, "
+            "choose me and pick Disable (then remove me from the group and add me again). "
+            "Then send /collect on again."
+        ),
+        GERMAN: (
+            "Links sammeln kann ich hier noch nicht: Telegram zeigt mir in dieser Gruppe nur "
+            "Befehle und Antworten an mich (Privatsphäre-Modus), die geposteten Links sehe ich "
+            "also nie. Mach mich entweder zum Admin der Gruppe, oder mein Betreiber schickt "
+            "@BotFather /setprivacy, wählt mich und dann Disable (danach mich aus der Gruppe "
+            "entfernen und wieder hinzufügen). Dann noch einmal /collect on."
+        ),
     },
 }
 

@@ -109,6 +109,7 @@ async def _serve(
     try:
         async with application:
             await application.post_init(application)
+            await application.job_queue.start()  # polling feeds (start() is polling's)
             await application.bot.set_webhook(
                 settings.webhook_url,
                 secret_token=secret,
@@ -124,6 +125,7 @@ async def _serve(
             await stopping.wait()
             await runner.cleanup()  # no new updates; those in hand are finished
             await worker
+            await application.job_queue.stop()
     finally:
         await inbox.close()
         library.close()

@@ -49,6 +49,13 @@ class Settings:
     listen: str
     port: int
     workers: int
+    feed_check_seconds: float
+    feed_interval_minutes: float
+    feed_items_per_poll: int
+    feed_max_per_chat: int
+    feed_max_items: int
+    feed_report_after_failures: int
+    feed_pause_after_failures: int
 
     @property
     def database_path(self) -> Path:

@@ -117,6 +117,28 @@ _SENTENCES: dict[str, dict[str, str]] = {
         "en": "There is no article #{shown} in this library; /list shows them.",
         "de": "In dieser Bibliothek gibt es keinen Artikel #{shown}; /list zeigt alle.",
     },
+    # Feeds
+    "not_a_feed": {
+        "en": "{url} is not an RSS or Atom feed, nor a page that names one.",
+        "de": "{url} ist kein RSS- oder Atom-Feed und keine Seite, die einen nennt.",
+    },
+    "feed_too_large": {
+        "en": "The feed lists {count:,} items; I follow feeds of up to {limit:,}.",
+        "de": "Der Feed enthält {count} Einträge; ich folge Feeds mit höchstens {limit}.",
+    },
+    "feed_without_links": {
+        "en": "None of the feed's items links to an article, so there is nothing to add.",
+        "de": "Keiner der Einträge des Feeds verlinkt einen Artikel; es gibt nichts hinzuzufügen.",
+    },
+    "too_many_feeds": {
+        "en": "This chat follows {limit} feeds already, the most it can; /unfollow one first.",
+        "de": "Dieser Chat folgt schon {limit} Feeds, mehr geht nicht; beende erst einen mit "
+        "/unfollow.",
+    },
+    "unknown_feed": {
+        "en": "This chat follows no feed #{shown}; /feeds shows them.",
+        "de": "Dieser Chat folgt keinem Feed #{shown}; /feeds zeigt alle.",
+    },
 }
 
 
@@ -152,5 +174,21 @@ class UnknownArticle(LibraryError):
     """No article with this short id in the chat's library."""
 
     def __init__(self, number: str | int) -> None:
-        shown = str(number).strip()
-        super().__init__("unknown_article", shown=shown if len(shown) <= 12 else shown[:11] + "…")
+        super().__init__("unknown_article", shown=_shown(number))
+
+
+class FeedRejected(LibraryError):
+    """A feed could not be followed (or polled); nothing was changed."""
+
+
+class UnknownFeed(LibraryError):
+    """No feed with this id among the chat's subscriptions."""
+
+    def __init__(self, number: str | int) -> None:
+        super().__init__("unknown_feed", shown=_shown(number))
+
+
+def _shown(number: str | int) -> str:
+    """An id as the user wrote it, cut short if it is long (it is repeated back to them)."""
+    shown = str(number).strip()
+    return shown if len(shown) <= 12 else shown[:11] + "…"

@@ -6,6 +6,7 @@ This is the one entry point the bot and the command line use. It wires the piece
     ingest   = IngestPipeline(...)               fetch → extract → split → encode → store
     answers  = AnswerPipeline(...)               query → retrieve → quote → decide
     memory   = AnswerMemory(storage)             which message shows which answer
+    feeds    = FeedSubscriptions(...)            followed feeds, whose items come in by add_url
 
 Every method is synchronous and may be slow (fetching, model inference), so callers on an
 event loop run it in a thread. Each chat has its own library; nothing is ever looked up across
@@ -24,6 +25,7 @@ from index.answer.pipeline import AnswerPipeline
 from index.config import Settings
 from index.embeddings import Embedder
 from index.errors import UnknownArticle
+from index.feeds import FeedSubscriptions
 from index.ingest.pipeline import IngestPipeline
 from index.records import Answer, Article, ArticleDraft, Origin, Quote
 from index.storage import Storage, open_storage
@@ -44,6 +46,7 @@ class Library:
         self.ingest = IngestPipeline(settings, self.embedder, self.storage)
         self.answers = AnswerPipeline(settings, self.embedder, self.storage)
         self.memory = AnswerMemory(self.storage)
+        self.feeds = FeedSubscriptions(settings, self.storage, self.add_url)
 
     def warm_up(self) -> None:
         """Load the model and the sentence splitters now rather than on the first request."""
@@ -126,6 +129,15 @@ class Library:
         """Empty a chat's library; returns how many articles it held."""
         self.memory.interrupt(chat_id)
         return self.storage.forget_chat(chat_id)
+
+    # Chat settings
+
+    def collects_links(self, chat_id: str) -> bool:
+        """Whether links posted in the chat's conversation are added (/collect on)."""
+        return self.storage.collects_links(chat_id)
+
+    def set_collects_links(self, chat_id: str, on: bool) -> None:
+        self.storage.set_collects_links(chat_id, on)
 
     # Asking
 

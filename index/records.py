@@ -262,3 +262,36 @@ class Answer:
             "library_empty": self.library_empty,
             "quotes": [vars(q) for q in self.quotes] if self.found else [],
         }
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A chat's subscription to an RSS or Atom feed, with how its last polls went."""
+
+    id: int
+    chat_id: str
+    url: str
+    title: str
+    added_by: str | None
+    added_at: str
+    language: str  # of whoever followed it; the chat hears about the feed in this one
+    etag: str | None
+    last_modified: str | None
+    last_success: str | None  # ISO time of the last poll that worked
+    last_error: str | None  # why the last poll failed (None after a success)
+    failures: int  # polls failed in a row
+    reported: bool  # the chat has been told that the feed keeps failing
+    paused: bool  # not polled any more (too many failures) until followed again
+
+
+@dataclass(frozen=True)
+class FeedPoll:
+    """What one poll of a feed brought: the articles added, the items skipped (not articles,
+    over the per-poll limit), and whether the chat should hear about a failure."""
+
+    feed: Feed
+    added: list[Article]
+    skipped: int = 0
+    error: str | None = None
+    report_failure: bool = False  # failing for a while: tell the chat, once
+    paused: bool = False  # failing for too long: polling stopped

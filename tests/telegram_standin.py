@@ -100,7 +100,12 @@ _JSON_PARAMS = frozenset(
         "commands",
         "scope",
         "allowed_updates",
+        "reaction",
     }
+)
+# The emoji a bot may react with (Telegram's list for ReactionTypeEmoji), as far as tests use.
+REACTION_EMOJI = frozenset(
+    "👍👎❤🔥🥰👏😁🤔🤯😱🤬😢🎉🤩🤮💩🙏👌🕊🤡🥱🥴😍🐳🌚🌭💯🤣⚡🍌🏆💔🤨😐🍓🍾💋🖕😈😴😭🤓👻👀🎃🙈😇😨🤝✍🤗🫡🎅🎄☃💅🤪🗿🆒💘🙉🦄😘💊🙊😎👾🤷😡"
 )
 
 
@@ -708,7 +713,8 @@ class BotApiStandin:
 
     In groups the bot runs in privacy mode (getMe's ``can_read_all_group_messages`` is false)
     unless ``privacy_mode=False``: user messages are then delivered only if they start with a
-    command not addressed to another bot, or reply to one of the bot's messages.
+    command not addressed to another bot, or reply to one of the bot's messages, unless the
+    bot is one of the group's admins (``set_admins``), which sees every message.
     """
 
     def __init__(
@@ -754,6 +760,7 @@ class BotApiStandin:
         self._allowed_updates: set[str] = set(DEFAULT_UPDATES)
         self._inline_answers: dict[str, JSON] = {}
         self._answered: list[JSON] = []
+        self._reactions: list[JSON] = []
         self._commands: dict[str, list[JSON]] = {}
         self._chat_actions: list[JSON] = []
         self._requests: list[tuple[str, JSON]] = []
@@ -789,6 +796,7 @@ class BotApiStandin:
             "getChat": self._get_chat,
             "getChatMember": self._get_chat_member,
             "getChatAdministrators": self._get_chat_administrators,
+            "setMessageReaction": self._set_message_reaction,
         }
         self._methods = {name.lower(): handler for name, handler in handlers.items()}
 
@@ -1159,6 +1167,23 @@ class BotApiStandin:
             return copy.deepcopy(self._answered)
 
     @property
+    def reactions(self) -> list[JSON]:
+        """setMessageReaction calls: chat_id, message_id and the emoji set (empty: removed)."""
+        with self._cond:
+            return copy.deepcopy(self._reactions)
+
+    def wait_for_reaction(self, chat_id: int, message_id: int, timeout: float = 30.0) -> list[str]:
+        """Block until the bot reacts to a message; returns the emoji it set."""
+
+        def find() -> list[str] | None:
+            for reaction in reversed(self._reactions):
+                if reaction["chat_id"] == chat_id and reaction["message_id"] == message_id:
+                    return reaction["emoji"]
+            return None
+
+        return self._wait(f"a reaction to message {message_id}", chat_id, find, timeout)
+
+    @property
     def commands(self) -> list[JSON]:
         """The commands set with setMyCommands for the default scope and no language."""
         return self.get_commands()
@@ -1259,10 +1284,15 @@ class BotApiStandin:
         if (
             message["chat"]["type"] == "private"
             or not self.privacy_mode
+            or self._is_admin(message["chat"]["id"], self.bot_user["id"])
             or self._addressed(message)
         ):
             self._enqueue(kind, message)
         return copy.deepcopy(message)
+
+    def _is_admin(self, chat_id: int, user_id: int) -> bool:
+        owner, admins = self._admins.get(chat_id, (None, []))
+        return any(admin and admin["id"] == user_id for admin in [owner, *admins])
 
     def _addressed(self, message: JSON) -> bool:
         if (message.get("reply_to_message") or {}).get("from", {}).get("id") == self.bot_user["id"]:
@@ -1838,6 +1868,22 @@ class BotApiStandin:
         if user is None:
             raise ApiError(400, "Bad Request: user not found")
         return self._member(chat, user)
+
+    def _set_message_reaction(self, params: _Params) -> bool:
+        chat, message_id = self._chat(params), params.integer("message_id")
+        if message_id not in self._messages.get(chat["id"], {}):
+            raise ApiError(400, "Bad Request: message to react not found")
+        reaction = params.object("reaction") or []
+        if not isinstance(reaction, list):
+            raise ApiError(400, "Bad Request: can't parse reaction types JSON object")
+        emoji = []
+        for kind in reaction:
+            if kind.get("type") != "emoji" or kind.get("emoji") not in REACTION_EMOJI:
+                raise ApiError(400, "Bad Request: REACTION_INVALID")
+            emoji.append(kind["emoji"])
+        self._reactions.append({"chat_id": chat["id"], "message_id": message_id, "emoji": emoji})
+        self._cond.notify_all()
+        return True
 
     def _get_chat_administrators(self, params: _Params) -> list[JSON]:
         chat = self._chat(params)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.render import (
     MESSAGE_LIMIT,
     article_added,
+    feed_followed,
+    feed_list,
+    feed_news,
+    feed_trouble,
     html_answer,
     html_article_list,
     html_context,
@@ -14,7 +20,7 @@ from bot.render import (
     visible_length,
 )
 from bot.texts import GERMAN, all_texts
-from index.records import Answer, Article, Quote
+from index.records import Answer, Article, Feed, FeedPoll, Quote
 from tests.telegram_standin import parse_html
 
 
@@ -196,3 +202,44 @@ def test_plain_answers_number_the_quotes_and_note_follow_ups() -> None:
     assert text.startswith("Read together with “Who is mediating?”:\n\n4. “Satz 3.”\n")
     assert "5. “Satz 4.”\n   — Russland bietet Trump Hilfe an (2025-03-05 · #1)" in text
     assert plain_answer(answer(*quotes), 6, 3) == "No more quotes."
+
+
+def feed(title: str = "News <&> more", **state: object) -> Feed:
+    values = {
+        "id": 2, "chat_id": "1", "url": "https://example.com/rss?a=1&b=2", "title": title,
+        "added_by": None, "added_at": "2026-12-01T10:00:00+00:00", "language": "en",
+        "etag": None, "last_modified": None, "last_success": None, "last_error": None,
+        "failures": 0, "reported": False, "paused": False,
+    }  # fmt: skip
+    return Feed(**(values | state))
+
+
+def test_feed_news_lists_what_came_in_and_escapes_the_titles() -> None:
+    poll = FeedPoll(feed(), [article(4, "A <b>"), article(5, "B & C")], skipped=2)
+    news = feed_news(poll, 5, "en")
+    assert parse_html(news)[0] == (
+        "2 new articles from News <&> more:\n#4 A <b>\n#5 B & C\n"
+        "(2 more items were skipped: not articles, or over the limit of 5 per check.)"
+    )
+    assert feed_news(FeedPoll(feed(), [], skipped=3), 5, "en") is None  # nothing to tell
+    followed = feed_followed(FeedPoll(feed(), [article(4, "A")]), 30.0, GERMAN, html=False)
+    assert followed.startswith("Ich folge jetzt News <&> more (Feed #2) und schaue alle 30 ")
+
+
+def test_a_failing_feed_is_told_once_and_its_pause_says_how_to_resume() -> None:
+    failing = FeedPoll(feed(failures=3), [], error="Could not connect to <x>.")
+    assert feed_trouble(failing, "en") is None  # not (or no longer) to be reported
+    reported = replace(failing, report_failure=True)
+    assert parse_html(feed_trouble(reported, "en"))[0].startswith(
+        "The feed News <&> more (#2) keeps failing: Could not connect to <x>. I keep trying"
+    )
+    paused = replace(reported, paused=True, feed=feed(failures=10, paused=True))
+    assert parse_html(feed_trouble(paused, "en"))[0].endswith(
+        "after 10 failures in a row: Could not connect to <x>. /follow "
+        "https://example.com/rss?a=1&b=2 starts it again."
+    )
+    listed = parse_html(feed_list([paused.feed], "en")[0])[0]
+    assert listed == (
+        "Feeds of this chat:\n\n#2 News <&> more\nhttps://example.com/rss?a=1&b=2\n"
+        "not checked yet · paused; /follow it again to resume"
+    )

@@ -28,6 +28,7 @@ from tests.conftest import (
     fixture_text,
     settings_environ,
 )
+from tests.feed_site import FeedSite
 from tests.postgres import LocalPostgres
 from tests.test_index_storage import CountingEmbedder
 
@@ -320,3 +321,35 @@ def test_migrate_copies_a_data_folder_into_postgresql(
     assert unreachable.code == 1
     assert "postgresql://bot:***@127.0.0.1:9/none" in unreachable.err
     assert "s3cret" not in unreachable.err
+
+
+def test_follow_feeds_poll_and_unfollow(cli: Cli, clean_environ: pytest.MonkeyPatch) -> None:
+    """Operators and cron: follow a site's feed for a chat, list it, poll what is due (here:
+    everything, with no interval), and end it."""
+    clean_environ.setenv("ARTICLEBOT_ALLOW_PRIVATE_URLS", "1")
+    clean_environ.setenv("ARTICLEBOT_FEED_INTERVAL_MINUTES", "0")
+    with FeedSite() as site:
+        site.publish("de_article.html")
+        followed = cli("follow", "--chat", "-1001", site.url())
+        assert followed.code == 0, followed.err
+        assert followed.out.startswith(f"Following {FeedSite.TITLE} (feed #1).")
+        assert "#1 Hitze in Basel" in followed.out
+
+        site.publish("en_article.html")
+        polled = cli("poll")
+        assert polled.code == 0, polled.err
+        assert f"chat -1001, feed #1 {FeedSite.TITLE}: 1 new article from" in polled.out
+        assert "#2 Leeds approves night bus trial" in polled.out
+        assert polled.out.endswith("1 feed polled.\n")
+        assert "Leeds approves" in cli("list", "--chat", "-1001").out
+
+        listed = cli("feeds", "--chat", "-1001").out
+        assert f"#1 {FeedSite.TITLE}\n   {site.url('feed.xml')}\n   last checked " in listed
+        assert cli("feeds").out.startswith("This chat follows no feeds.")
+        refused = cli("follow", "--chat", "-1001", site.url("huge.xml"))
+        assert refused.code == 1 and "The feed lists 10,000 items" in refused.err
+
+    assert cli("unfollow", "--chat", "-1001", "1").out.startswith("Stopped following")
+    gone = cli("unfollow", "--chat", "-1001", "1")
+    assert gone.code == 1 and "follows no feed #1" in gone.err
+    assert cli("poll").out == "0 feeds polled.\n"

@@ -301,6 +301,28 @@ def test_group_privacy_mode(standin: BotApiStandin) -> None:
     updates = call(standin, "getUpdates")[1]["result"]
     assert [u["message"]["text"] for u in updates] == ["/echo hi"]
 
+    standin.set_admins(GROUP.id, [standin.bot_user])  # an admin bot sees every message
+    standin.send_message(GROUP, ALICE, "still chatting")
+    offset = updates[-1]["update_id"] + 1
+    updates = call(standin, "getUpdates", offset=offset)[1]["result"]
+    assert [u["message"]["text"] for u in updates] == ["still chatting"]
+
+
+def test_reactions(standin: BotApiStandin) -> None:
+    message = standin.send_message(GROUP, ALICE, "https://example.com/news")
+
+    async def main() -> None:
+        async with Bot(TOKEN, base_url=standin.base_url) as bot:
+            assert await bot.set_message_reaction(GROUP.id, message["message_id"], "🤷")
+            with pytest.raises(BadRequest, match=r"(?i)reaction_invalid"):
+                await bot.set_message_reaction(GROUP.id, message["message_id"], "🐙")
+            with pytest.raises(BadRequest, match=r"(?i)message to react not found"):
+                await bot.set_message_reaction(GROUP.id, 999, "👍")
+
+    asyncio.run(main())
+    assert standin.wait_for_reaction(GROUP.id, message["message_id"]) == ["🤷"]
+    assert len(standin.reactions) == 1
+
 
 # ---- the HTML parser on its own --------------------------------------------------------------
 

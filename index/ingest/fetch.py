@@ -20,6 +20,16 @@ from index.errors import ArticleRejected
 
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain", "text/markdown"}
+PAGE_TYPES = HTML_TYPES | TEXT_TYPES
+# RSS and Atom as servers label them (many send plain XML, some HTML or text).
+FEED_TYPES = {
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/feed+json",
+    "application/xml",
+    "text/xml",
+    "application/rdf+xml",
+}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _KINDS = {
     "application/pdf": "a PDF",
@@ -33,12 +43,17 @@ _KINDS = {
 
 @dataclass(frozen=True)
 class FetchedPage:
-    """The body of a page and where it really came from (after redirects)."""
+    """The body of a page and where it really came from (after redirects), with the
+    validators a later conditional request sends back; `not_modified` when the server said
+    the page is unchanged since (HTTP 304: no body)."""
 
     url: str
     content_type: str
     body: bytes
     charset: str | None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
 
     @property
     def is_html(self) -> bool:
@@ -64,26 +79,40 @@ class PageFetcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def fetch(self, url: str) -> FetchedPage:
+    def fetch(
+        self,
+        url: str,
+        types: set[str] = PAGE_TYPES,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchedPage:
+        """The page at `url` if its content type is one of `types`; with `etag` or
+        `last_modified` from an earlier fetch, a conditional request."""
         s = self.settings
-        headers = {
-            "User-Agent": s.user_agent,
-            "Accept": "text/html,application/xhtml+xml,text/plain",
-        }
+        headers = {"User-Agent": s.user_agent, "Accept": ",".join(sorted(types))}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
         # The timeout bounds the whole download, redirects included, not only each read: a
         # server sending a few bytes at a time must not hold the fetch for longer.
         deadline = time.monotonic() + s.fetch_timeout_seconds
         with httpx.Client(headers=headers, follow_redirects=False) as client:
             for _ in range(s.fetch_max_redirects + 1):
                 address = self._check_target(url)
-                result = self._get(client, url, deadline, address)
+                result = self._get(client, url, deadline, address, types)
                 if isinstance(result, FetchedPage):
                     return result
                 url = result
         raise ArticleRejected("too_many_redirects", count=s.fetch_max_redirects)
 
     def _get(
-        self, client: httpx.Client, url: str, deadline: float, address: str | None
+        self,
+        client: httpx.Client,
+        url: str,
+        deadline: float,
+        address: str | None,
+        types: set[str],
     ) -> FetchedPage | str:
         """The page, or the URL the server redirects to. With an `address`, the connection
         goes to that checked address, whatever the host name resolves to by then."""
@@ -101,6 +130,8 @@ class PageFetcher:
             with closing(client.send(request, stream=True)) as response:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     return _redirect_target(url, response.headers["location"], host)
+                if response.status_code == 304:
+                    return FetchedPage(url, "", b"", None, not_modified=True)
                 if response.status_code >= 400:
                     raise ArticleRejected(
                         "http_status",
@@ -109,10 +140,17 @@ class PageFetcher:
                         phrase=response.reason_phrase or "error",
                     )
                 content_type, charset = _content_type(response)
-                if content_type not in HTML_TYPES | TEXT_TYPES:
+                if content_type not in types:
                     raise ArticleRejected("not_a_page", kind=_describe(content_type))
                 body = self._read_capped(response, deadline, too_slow)
-                return FetchedPage(url, content_type, body, charset)
+                return FetchedPage(
+                    url,
+                    content_type,
+                    body,
+                    charset,
+                    response.headers.get("etag"),
+                    response.headers.get("last-modified"),
+                )
         except httpx.TimeoutException:
             raise too_slow from None
         except (httpx.ConnectError, UnicodeError):  # UnicodeError: a host name IDNA refuses

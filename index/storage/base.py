@@ -17,7 +17,15 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from index.records import Article, ArticleExport, EncodedArticle, Encoding, Sentence, TokenVectors
+from index.records import (
+    Article,
+    ArticleExport,
+    EncodedArticle,
+    Encoding,
+    Feed,
+    Sentence,
+    TokenVectors,
+)
 
 
 class StorageUnavailable(RuntimeError):
@@ -157,6 +165,56 @@ class Storage(ABC):
 
     @abstractmethod
     def clear_latest_answer(self, chat_id: str) -> None: ...
+
+    # Feeds and per-chat settings
+
+    @abstractmethod
+    def add_feed(
+        self,
+        chat_id: str,
+        url: str,
+        title: str,
+        added_by: str | None,
+        language: str,
+        claimed_until: float,
+    ) -> Feed:
+        """Subscribe a chat to a feed (`language`: the one its messages are written in),
+        claimed by the caller, who polls it first, until `claimed_until`. Following a feed
+        again resumes it, with the items it has seen."""
+
+    @abstractmethod
+    def feeds(self, chat_id: str) -> list[Feed]: ...
+
+    @abstractmethod
+    def feed(self, chat_id: str, feed_id: int) -> Feed | None: ...
+
+    @abstractmethod
+    def remove_feed(self, chat_id: str, feed_id: int) -> Feed | None: ...
+
+    @abstractmethod
+    def claim_due_feed(self, now: float, until: float) -> Feed | None:
+        """The feed due longest at `now` (epoch seconds), not paused and not being polled
+        elsewhere, claimed for the caller until `until`: two processes never poll one feed at
+        once. None when no feed is due."""
+
+    @abstractmethod
+    def unseen_items(self, feed_id: int, keys: list[str]) -> list[str]:
+        """Those of `keys` (item ids) the feed has not seen, in the order given."""
+
+    @abstractmethod
+    def record_feed_poll(
+        self, feed: Feed, seen: list[str], next_poll: float, success_at: str | None
+    ) -> None:
+        """Store a poll's outcome as `feed` now says it (conditional-request validators,
+        error, failure count, reported, paused), mark the item ids `seen`, set when it is due
+        next (epoch seconds) and release the claim. `success_at`: the time of a success."""
+
+    @abstractmethod
+    def collects_links(self, chat_id: str) -> bool:
+        """Whether links posted in the chat's conversation are added (/collect on)."""
+
+    @abstractmethod
+    def set_collects_links(self, chat_id: str, on: bool) -> None: ...
 
     # Moving data between engines
 

@@ -98,6 +98,41 @@ CREATE TABLE latest_answers (
 """,
     ),
     Migration(
+        7,
+        "feed subscriptions; per-chat settings (collecting links)",
+        """
+CREATE TABLE feeds (
+    id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    title TEXT NOT NULL,
+    added_by TEXT,
+    added_at TEXT NOT NULL,
+    language TEXT NOT NULL,             -- of whoever followed it: the chat hears this one
+    etag TEXT,
+    last_modified TEXT,
+    next_poll REAL NOT NULL,            -- seconds since the epoch
+    claimed_until REAL,                 -- a process is polling it until then
+    last_success TEXT,
+    last_error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    reported INTEGER NOT NULL DEFAULT 0,  -- the failing was told to the chat
+    paused INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (chat_id, url)
+);
+CREATE INDEX feeds_due ON feeds (next_poll);
+CREATE TABLE feed_items (
+    feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    PRIMARY KEY (feed_id, key)
+);
+CREATE TABLE chat_settings (
+    chat_id TEXT PRIMARY KEY,
+    collect_links INTEGER NOT NULL DEFAULT 0
+);
+""",
+    ),
+    Migration(
         8,
         "compact encodings: a format per encoding, a token codebook per model",
         """
@@ -215,6 +250,41 @@ CREATE TABLE inbox (
     failed BOOLEAN NOT NULL DEFAULT false
 );
 CREATE INDEX inbox_waiting ON inbox (chat_key, update_id) WHERE done_at IS NULL;
+""",
+    ),
+    Migration(
+        4,
+        "feed subscriptions; per-chat settings (collecting links)",
+        """
+CREATE TABLE feeds (
+    id BIGSERIAL PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    title TEXT NOT NULL,
+    added_by TEXT,
+    added_at TEXT NOT NULL,
+    language TEXT NOT NULL,             -- of whoever followed it: the chat hears this one
+    etag TEXT,
+    last_modified TEXT,
+    next_poll DOUBLE PRECISION NOT NULL,      -- seconds since the epoch
+    claimed_until DOUBLE PRECISION,           -- a process is polling it until then
+    last_success TEXT,
+    last_error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    reported INTEGER NOT NULL DEFAULT 0,      -- the failing was told to the chat
+    paused INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (chat_id, url)
+);
+CREATE INDEX feeds_due ON feeds (next_poll);
+CREATE TABLE feed_items (
+    feed_id BIGINT NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    PRIMARY KEY (feed_id, key)
+);
+CREATE TABLE chat_settings (
+    chat_id TEXT PRIMARY KEY,
+    collect_links INTEGER NOT NULL DEFAULT 0
+);
 """,
     ),
     Migration(

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from index.records import Article, Sentence
+from index.records import Article, Feed, Sentence
 from index.storage import codec
 from index.storage.base import ANSWERS_PER_CHAT, Storage
 from index.storage.compact import TRAINING_TOKENS, TokenCodebook
@@ -42,6 +42,10 @@ INSERT_ARTICLE = (
     "INSERT INTO articles (chat_id, number, title, text, language, source, url, canonical_url,"
     " author, published, added_at, added_by, text_hash, request)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+FEED_COLUMNS = (
+    "id, chat_id, url, title, added_by, added_at, language, etag, last_modified, last_success,"
+    " last_error, failures, reported, paused"
 )
 INSERT_SENTENCE = (
     'INSERT INTO sentences (article_id, position, paragraph, start, "end")'
@@ -80,6 +84,10 @@ class SQLStorage(Storage):
     @abstractmethod
     def _model_value(self, model: str) -> object | None:
         """How the tables name `model` (its key, or its id); None for a model never used."""
+    def _query_once(self, sql: str, params: tuple) -> list[tuple]:
+        """The rows of one statement that changes data, run in a transaction of its own."""
+        with self._statements() as transaction:
+            return transaction.run(sql, params)
 
     def _execute(self, *statements: tuple[str, tuple]) -> None:
         with self._statements() as transaction:
@@ -324,3 +332,94 @@ class SQLStorage(Storage):
 
     def clear_latest_answer(self, chat_id: str) -> None:
         self._execute(("DELETE FROM latest_answers WHERE chat_id = ?", (chat_id,)))
+
+    # Feeds and per-chat settings
+
+    def add_feed(
+        self,
+        chat_id: str,
+        url: str,
+        title: str,
+        added_by: str | None,
+        language: str,
+        claimed_until: float,
+    ) -> Feed:
+        ((feed_id,),) = self._query_once(
+            "INSERT INTO feeds (chat_id, url, title, added_by, added_at, language, next_poll,"
+            " claimed_until) VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (chat_id, url) DO UPDATE"
+            " SET title = excluded.title, language = excluded.language, next_poll = 0,"
+            " claimed_until = excluded.claimed_until, failures = 0, reported = 0, paused = 0"
+            " RETURNING id",
+            (chat_id, url, title, added_by, codec.now(), language, claimed_until),
+        )
+        return self.feed(chat_id, feed_id)
+
+    def feeds(self, chat_id: str) -> list[Feed]:
+        rows = self._query(
+            f"SELECT {FEED_COLUMNS} FROM feeds WHERE chat_id = ? ORDER BY id", (chat_id,)
+        )
+        return [_feed(row) for row in rows]
+
+    def feed(self, chat_id: str, feed_id: int) -> Feed | None:
+        rows = self._query(
+            f"SELECT {FEED_COLUMNS} FROM feeds WHERE chat_id = ? AND id = ?", (chat_id, feed_id)
+        )
+        return _feed(rows[0]) if rows else None
+
+    def remove_feed(self, chat_id: str, feed_id: int) -> Feed | None:
+        rows = self._query_once(
+            f"DELETE FROM feeds WHERE chat_id = ? AND id = ? RETURNING {FEED_COLUMNS}",
+            (chat_id, feed_id),
+        )
+        return _feed(rows[0]) if rows else None
+
+    def claim_due_feed(self, now: float, until: float) -> Feed | None:
+        # The conditions are checked again on the row itself: a second process claiming at
+        # the same moment waits for the first one's row lock, then finds the feed claimed.
+        due = "paused = 0 AND next_poll <= ? AND (claimed_until IS NULL OR claimed_until < ?)"
+        rows = self._query_once(
+            f"UPDATE feeds SET claimed_until = ? WHERE id = (SELECT id FROM feeds WHERE {due}"
+            f" ORDER BY next_poll, id LIMIT 1) AND {due} RETURNING {FEED_COLUMNS}",
+            (until, now, now, now, now),
+        )
+        return _feed(rows[0]) if rows else None
+
+    def unseen_items(self, feed_id: int, keys: list[str]) -> list[str]:
+        rows = self._query("SELECT key FROM feed_items WHERE feed_id = ?", (feed_id,))
+        seen = {row[0] for row in rows}
+        return [key for key in keys if key not in seen]
+
+    def record_feed_poll(
+        self, feed: Feed, seen: list[str], next_poll: float, success_at: str | None
+    ) -> None:
+        with self._statements() as transaction:
+            updated = transaction.run(
+                "UPDATE feeds SET etag = ?, last_modified = ?, last_error = ?, failures = ?,"
+                " reported = ?, paused = ?, next_poll = ?, claimed_until = NULL,"
+                " last_success = COALESCE(?, last_success) WHERE id = ? RETURNING id",
+                (feed.etag, feed.last_modified, feed.last_error, feed.failures,
+                 int(feed.reported), int(feed.paused), next_poll, success_at, feed.id),
+            )  # fmt: skip
+            if updated and seen:  # else the feed was unfollowed meanwhile
+                transaction.run_many(
+                    "INSERT INTO feed_items (feed_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [(feed.id, key) for key in seen],
+                )
+
+    def collects_links(self, chat_id: str) -> bool:
+        rows = self._query("SELECT collect_links FROM chat_settings WHERE chat_id = ?", (chat_id,))
+        return bool(rows and rows[0][0])
+
+    def set_collects_links(self, chat_id: str, on: bool) -> None:
+        self._execute(
+            (
+                "INSERT INTO chat_settings (chat_id, collect_links) VALUES (?, ?) ON CONFLICT"
+                " (chat_id) DO UPDATE SET collect_links = excluded.collect_links",
+                (chat_id, int(on)),
+            )
+        )
+
+
+def _feed(row: tuple) -> Feed:
+    *head, reported, paused = row
+    return Feed(*head, reported=bool(reported), paused=bool(paused))

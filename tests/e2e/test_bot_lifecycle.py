@@ -28,7 +28,10 @@ def test_commands_are_registered_in_english_and_german(
 ) -> None:
     english = {c["command"]: c["description"] for c in standin.commands}
     german = {c["command"]: c["description"] for c in standin.get_commands(language_code="de")}
-    assert list(english) == ["start", "help", "add", "ask", "list", "remove", "forget"]
+    assert list(english) == [
+        *("start", "help", "add", "ask", "list", "remove", "forget"),
+        *("follow", "feeds", "unfollow", "collect"),
+    ]
     assert german.keys() == english.keys() and german != english
 
 
