@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from telegram import (
+    Chat,
     Document,
     InlineKeyboardButton,
     InlineKeyboardMarkup,

@@ -256,7 +256,7 @@ def html_article_list(articles: list[Article], language: str = ENGLISH) -> list[
 def feed_followed(poll: FeedPoll, minutes: float, language: str, html: bool = True) -> str:
     """The reply to /follow: which feed, how often, and what it brought at once."""
     feed = poll.feed
-    title = _shorten(feed.title, _TITLE_LIMIT)
+    title = shorten(feed.title, _TITLE_LIMIT)
     every = f"{minutes:g}"
     text = _fill("following", language, html, title=title, number=feed.id, minutes=every)
     summary = feed_news(poll, 0, language, html)
@@ -268,11 +268,11 @@ def feed_news(poll: FeedPoll, limit: int, language: str, html: bool = True) -> s
     nothing. `limit` (the items per poll) is named when items were skipped."""
     if not poll.added:
         return None
-    title = _shorten(poll.feed.title, _TITLE_LIMIT)
+    title = shorten(poll.feed.title, _TITLE_LIMIT)
     key = "feed_added_one" if len(poll.added) == 1 else "feed_added"
     lines = [_fill(key, language, html, count=len(poll.added), title=title)]
     for article in poll.added:
-        name = _shorten(article.title, _TITLE_LIMIT)
+        name = shorten(article.title, _TITLE_LIMIT)
         lines.append(f"#{article.number} {escape(name) if html else name}")
     if poll.skipped and limit:
         lines.append(_fill("feed_skipped", language, html, count=poll.skipped, limit=limit))
@@ -285,7 +285,7 @@ def feed_trouble(poll: FeedPoll, language: str, html: bool = True) -> str | None
         return None
     feed = poll.feed
     values = {
-        "title": _shorten(feed.title, _TITLE_LIMIT),
+        "title": shorten(feed.title, _TITLE_LIMIT),
         "number": feed.id,
         "error": poll.error,
         "failures": feed.failures,
@@ -307,7 +307,7 @@ def feed_list(feeds: list[Feed], language: str, html: bool = True) -> list[str]:
             say("feed_error", language, error=feed.last_error) if feed.last_error else "",
             say("feed_paused_state", language) if feed.paused else "",
         ]
-        title, url = _shorten(feed.title, _TITLE_LIMIT), feed.url
+        title, url = shorten(feed.title, _TITLE_LIMIT), feed.url
         line = " · ".join(filter(None, state))
         if html:
             blocks.append(f"<b>#{feed.id}</b> {escape(title)}\n{escape(url)}\n{escape(line)}")
@@ -318,7 +318,7 @@ def feed_list(feeds: list[Feed], language: str, html: bool = True) -> list[str]:
 
 
 def feed_removed(feed: Feed, language: str, html: bool = True) -> str:
-    title = _shorten(feed.title, _TITLE_LIMIT)
+    title = shorten(feed.title, _TITLE_LIMIT)
     return _fill("unfollowed", language, html, title=title, number=feed.id)
 
 

@@ -84,6 +84,7 @@ class SQLStorage(Storage):
     @abstractmethod
     def _model_value(self, model: str) -> object | None:
         """How the tables name `model` (its key, or its id); None for a model never used."""
+
     def _query_once(self, sql: str, params: tuple) -> list[tuple]:
         """The rows of one statement that changes data, run in a transaction of its own."""
         with self._statements() as transaction:
