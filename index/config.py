@@ -39,6 +39,7 @@ class Settings:
     min_confidence: float
     min_article_words: int
     max_article_chars: int
+    max_sentence_chars: int
     fetch_timeout_seconds: float
     fetch_max_bytes: int
     fetch_max_redirects: int
