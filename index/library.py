@@ -6,6 +6,7 @@ This is the one entry point the bot and the command line use. It wires the piece
     ingest   = IngestPipeline(...)               fetch → extract → split → encode → store
     answers  = AnswerPipeline(...)               query → retrieve → quote → decide
     memory   = AnswerMemory(storage)             which message shows which answer
+    quotas   = Quotas(settings, storage)         how much a chat holds, how often a user adds
 
 Every method is synchronous and may be slow (fetching, model inference), so callers on an
 event loop run it in a thread. Each chat has its own library; nothing is ever looked up across
@@ -25,6 +26,7 @@ from index.config import Settings
 from index.embeddings import Embedder
 from index.errors import UnknownArticle
 from index.ingest.pipeline import IngestPipeline
+from index.quotas import Quotas
 from index.records import Answer, Article, ArticleDraft, Quote
 from index.storage import Storage, open_storage
 
@@ -44,6 +46,7 @@ class Library:
         self.ingest = IngestPipeline(settings, self.embedder, self.storage)
         self.answers = AnswerPipeline(settings, self.embedder, self.storage)
         self.memory = AnswerMemory(self.storage)
+        self.quotas = Quotas(settings, self.storage)
 
     def warm_up(self) -> None:
         """Load the model and the sentence splitters now rather than on the first request."""
@@ -90,11 +93,15 @@ class Library:
         added_by: str | None,
         request: str | None,
     ) -> Article:
-        """Add the article `draft` makes (fetching, reading), unless `request` stored one."""
+        """Add the article `draft` makes (fetching, reading), unless `request` stored one,
+        within the quotas."""
         self.memory.interrupt(chat_id)
         if request is not None and (earlier := self.storage.stored_for(chat_id, request)):
             return earlier
-        return self.ingest.add(chat_id, draft(), added_by, request)
+        self.quotas.admit(chat_id, added_by)
+        made = draft()
+        self.quotas.fits(chat_id, len(made.text))
+        return self.ingest.add(chat_id, made, added_by, request)
 
     # Reading and removing
 
