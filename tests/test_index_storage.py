@@ -454,6 +454,7 @@ def test_a_data_folder_of_the_first_release_is_upgraded_in_place(
     old = sqlite3.connect(settings.database_path)
     old.executescript(
         "DROP TABLE answer_messages; DROP TABLE latest_answers; DROP INDEX articles_by_request;"
+        " DROP TABLE adds;"
         " ALTER TABLE articles DROP COLUMN request; PRAGMA user_version = 4;"
     )
     old.close()
@@ -463,7 +464,7 @@ def test_a_data_folder_of_the_first_release_is_upgraded_in_place(
     assert quotes_of(upgraded.ask(GERMAN, IRAN_QUESTION)) == quotes_of(answer)
     assert upgraded.add_text(GERMAN, SHORT_GERMAN).number == 2
     version = upgraded.storage._query("PRAGMA user_version")[0][0]
-    assert version == 5
+    assert version == 6
 
 
 def test_articles_added_by_another_process_are_found_at_once(library: Library, reopen: Any) -> None:
