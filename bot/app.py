@@ -144,6 +144,7 @@ def build_application(
         .build()
     )
     application.bot_data[handlers.LIBRARY] = library
+    application.bot_data[handlers.ADDS] = handlers.adding_pool()
     _add_handlers(application)
     return application
 
@@ -201,6 +202,7 @@ async def _post_init(application: Application) -> None:
 
 async def _post_shutdown(application: Application) -> None:
     """After the last update: close the Library (every change is already committed)."""
+    application.bot_data[handlers.ADDS].shutdown()
     application.bot_data[handlers.LIBRARY].close()
 
 

@@ -977,6 +977,14 @@ class BotApiStandin:
 
         return self._wait(f"a bot edit in chat {chat_id}", chat_id, find, timeout)
 
+    def wait_for_chat_action(self, chat_id: int, timeout: float = 30.0) -> JSON:
+        """Block until the bot sends a chat action ("typing") to ``chat_id``; return it."""
+
+        def find() -> JSON | None:
+            return next((a for a in self._chat_actions if a["chat_id"] == chat_id), None)
+
+        return self._wait(f"a chat action in chat {chat_id}", chat_id, find, timeout)
+
     @property
     def answered_callbacks(self) -> list[JSON]:
         """answerCallbackQuery calls: callback_query_id, text, show_alert, url, cache_time."""
@@ -1531,6 +1539,7 @@ class BotApiStandin:
         if action not in CHAT_ACTIONS:
             raise ApiError(400, "Bad Request: wrong parameter action in request")
         self._chat_actions.append({"chat_id": chat["id"], "action": action})
+        self._cond.notify_all()
         return True
 
     def _get_file(self, params: _Params) -> JSON:
