@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 import httpx
 from telegram import BotCommand, LinkPreviewOptions, MessageEntity, Update
 from telegram.constants import ParseMode
-from telegram.error import InvalidToken
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -35,6 +35,7 @@ from telegram.request import HTTPXRequest
 
 from bot import feeds, handlers, inline
 from bot.cli import TERMINAL_CHAT
+from bot.delivery import RATE_LIMIT_RETRIES
 from bot.terminal import run_terminal_chat
 from bot.texts import ENGLISH, GERMAN, say
 from bot.webhook import run_webhook
@@ -132,7 +133,7 @@ def build_application(
         base_file_url=base_file_url,
         request=_http(read_timeout=20.0),
         get_updates_request=_http(read_timeout=10.0),
-        rate_limiter=AIORateLimiter(max_retries=3),
+        rate_limiter=AIORateLimiter(max_retries=RATE_LIMIT_RETRIES),
         defaults=Defaults(
             parse_mode=ParseMode.HTML,
             link_preview_options=LinkPreviewOptions(is_disabled=True),
@@ -148,6 +149,7 @@ def build_application(
         .build()
     )
     application.bot_data[handlers.LIBRARY] = library
+    application.bot_data[handlers.ADDS] = handlers.adding_pool()
     _add_handlers(application)
     every = library.settings.feed_check_seconds
     application.job_queue.run_repeating(feeds.poll_feeds, interval=every, first=every)
@@ -203,13 +205,17 @@ def _add_handlers(application: Application) -> None:
 
 async def _post_init(application: Application) -> None:
     """Before updates are handled: load the model, register the command menu, say who we
-    are."""
+    are. A menu Telegram will not take (after the retries of `bot.delivery`) is no reason
+    not to answer: it stays as it was, with a warning."""
     await asyncio.to_thread(application.bot_data[handlers.LIBRARY].warm_up)
     for language in (ENGLISH, GERMAN):
         commands = [BotCommand(name, say(f"command_{name}", language)) for name in COMMANDS]
-        await application.bot.set_my_commands(
-            commands, language_code=None if language == ENGLISH else language
-        )
+        try:
+            await application.bot.set_my_commands(
+                commands, language_code=None if language == ENGLISH else language
+            )
+        except TelegramError as error:
+            logger.warning("Could not register the %s command menu: %s", language, error)
     if not application.bot.supports_inline_queries:
         logger.info("Inline answers are off: send /setinline to @BotFather to turn them on")
     logger.info("Running as @%s", application.bot.username)
@@ -217,6 +223,7 @@ async def _post_init(application: Application) -> None:
 
 async def _post_shutdown(application: Application) -> None:
     """After the last update: close the Library (every change is already committed)."""
+    application.bot_data[handlers.ADDS].shutdown()
     application.bot_data[handlers.LIBRARY].close()
 
 

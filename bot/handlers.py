@@ -3,7 +3,9 @@
 Each handler reads one kind of update, lets `bot.conversation` decide what it means, calls
 the Library in a worker thread (`asyncio.to_thread`: fetching and model inference take
 seconds and must not stall other chats), showing "typing" meanwhile, and sends what
-`bot.render` makes of the result. The Library lives in `context.bot_data`. Each chat's recent
+`bot.render` makes of the result. Adds run on a small pool of their own (`ADDS`, made by
+`adding_pool`): a long article, or several, can take minutes, and questions must not wait
+for a thread meanwhile. The Library lives in `context.bot_data`. Each chat's recent
 answers, which the buttons and follow-ups refer to, are kept by the Library's storage engine
 (`library.memory`), not in `context.chat_data`: PTB's persistence writes chat data on a timer,
 so after a crash, or in another worker process, a reply would not find its answer.
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 
 from telegram import (
     Chat,
@@ -60,6 +64,8 @@ logger = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
 LIBRARY = "library"  # key of the Library in application.bot_data
+ADDS = "adds"  # key of the adds' thread pool in application.bot_data
+ADDING_THREADS = 2  # adds of this many chats run at once; more wait their turn
 # The kinds of update handled here and in bot.inline.
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 _TYPING_EVERY = 4.0  # seconds; Telegram shows "typing" for 5 s after each chat action
@@ -71,6 +77,17 @@ Source = str | Document | ForwardedPost  # what can be added: a link or text, a 
 
 def _library(context: Context) -> Library:
     return context.bot_data[LIBRARY]
+
+
+def adding_pool() -> ThreadPoolExecutor:
+    """The threads adds run on, apart from those that answer questions."""
+    return ThreadPoolExecutor(ADDING_THREADS, thread_name_prefix="adding")
+
+
+async def _adding(context: Context, add: Callable[..., Article], *args: object) -> Article:
+    """Run an add on the adds' own threads."""
+    pool = context.bot_data[ADDS]
+    return await asyncio.get_running_loop().run_in_executor(pool, partial(add, *args))
 
 
 def _language(update: Update) -> str:
@@ -311,11 +328,11 @@ async def _add(update: Update, context: Context, source: Source, note: str | Non
                 name = source.file_name or "file"
                 library.ingest.extractor.check_file(name, source.file_size or 0)
                 data = await (await source.get_file()).download_as_bytearray()
-                article = await asyncio.to_thread(
-                    library.add_file, chat_id, name, bytes(data), user_id, request
+                article = await _adding(
+                    context, library.add_file, chat_id, name, bytes(data), user_id, request
                 )
             else:
-                article = await asyncio.to_thread(add, library, chat_id, source, user_id, request)
+                article = await _adding(context, add, library, chat_id, source, user_id, request)
     except ArticleRejected as error:
         await update.effective_message.reply_text(rejection(error, _language(update)))
         return

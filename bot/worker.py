@@ -19,8 +19,9 @@ from typing import Any
 
 import psycopg
 from telegram import Update
-from telegram.ext import Application, ExtBot
+from telegram.ext import Application
 
+from bot.delivery import PatientBot
 from bot.inbox import MAX_ATTEMPTS, Claim, Inbox
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,9 @@ def retry_later() -> bool:
     return True
 
 
-class AnsweringBot(ExtBot):
-    """The bot's connection to the Bot API; in worker mode it notes in the inbox, the moment
+class AnsweringBot(PatientBot):
+    """The bot's connection to the Bot API, patient with Telegram's brief failures
+    (`bot.delivery`); in worker mode it notes in the inbox, the moment
     Telegram has taken an answer, that the update has been answered, so a worker that takes
     the update over after a crash does not answer it twice."""
 

@@ -40,6 +40,10 @@ class Settings:
     min_confidence: float
     min_article_words: int
     max_article_chars: int
+    max_sentence_chars: int
+    max_articles_per_chat: int
+    max_chars_per_chat: int
+    max_adds_per_user_per_hour: int
     fetch_timeout_seconds: float
     fetch_max_bytes: int
     fetch_max_redirects: int

@@ -113,6 +113,26 @@ _SENTENCES: dict[str, dict[str, str]] = {
         "en": "This article is already in the library as #{number} ({title}).",
         "de": "Dieser Artikel ist schon als #{number} ({title}) in der Bibliothek.",
     },
+    # The quotas
+    "quota_articles": {
+        "en": "This chat's library is full: it holds {count:,} articles, the limit. /remove "
+        "one first.",
+        "de": "Die Bibliothek dieses Chats ist voll: Sie enthält {count} Artikel, die Grenze. "
+        "Entferne zuerst einen mit /remove.",
+    },
+    "quota_chars": {
+        "en": "This article ({length:,} characters) does not fit: the chat's library holds "
+        "{used:,} of at most {limit:,} characters. /remove an article first.",
+        "de": "Dieser Artikel ({length} Zeichen) passt nicht mehr hinein: Die Bibliothek dieses "
+        "Chats enthält {used} von höchstens {limit} Zeichen. Entferne zuerst einen Artikel "
+        "mit /remove.",
+    },
+    "quota_adds": {
+        "en": "You have added {count} articles in the last hour, the limit; please wait a "
+        "while before adding more.",
+        "de": "Du hast in der letzten Stunde {count} Artikel hinzugefügt, die Grenze; bitte "
+        "warte eine Weile, bevor du weitere hinzufügst.",
+    },
     "unknown_article": {
         "en": "There is no article #{shown} in this library; /list shows them.",
         "de": "In dieser Bibliothek gibt es keinen Artikel #{shown}; /list zeigt alle.",
@@ -168,6 +188,10 @@ class DuplicateArticle(ArticleRejected):
     def __init__(self, existing: Article) -> None:
         super().__init__("duplicate", number=existing.number, title=existing.title)
         self.existing = existing
+
+
+class QuotaExceeded(ArticleRejected):
+    """Adding would take a chat or a user past one of the quotas in `config/defaults.toml`."""
 
 
 class UnknownArticle(LibraryError):

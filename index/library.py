@@ -7,6 +7,7 @@ This is the one entry point the bot and the command line use. It wires the piece
     answers  = AnswerPipeline(...)               query → retrieve → quote → decide
     memory   = AnswerMemory(storage)             which message shows which answer
     feeds    = FeedSubscriptions(...)            followed feeds, whose items come in by add_url
+    quotas   = Quotas(settings, storage)         how much a chat holds, how often a user adds
 
 Every method is synchronous and may be slow (fetching, model inference), so callers on an
 event loop run it in a thread. Each chat has its own library; nothing is ever looked up across
@@ -27,6 +28,7 @@ from index.embeddings import Embedder
 from index.errors import UnknownArticle
 from index.feeds import FeedSubscriptions
 from index.ingest.pipeline import IngestPipeline
+from index.quotas import Quotas
 from index.records import Answer, Article, ArticleDraft, Origin, Quote
 from index.storage import Storage, open_storage
 
@@ -47,6 +49,7 @@ class Library:
         self.answers = AnswerPipeline(settings, self.embedder, self.storage)
         self.memory = AnswerMemory(self.storage)
         self.feeds = FeedSubscriptions(settings, self.storage, self.add_url)
+        self.quotas = Quotas(settings, self.storage)
 
     def warm_up(self) -> None:
         """Load the model and the sentence splitters now rather than on the first request."""
@@ -101,11 +104,15 @@ class Library:
         added_by: str | None,
         request: str | None,
     ) -> Article:
-        """Add the article `draft` makes (fetching, reading), unless `request` stored one."""
+        """Add the article `draft` makes (fetching, reading), unless `request` stored one,
+        within the quotas."""
         self.memory.interrupt(chat_id)
         if request is not None and (earlier := self.storage.stored_for(chat_id, request)):
             return earlier
-        return self.ingest.add(chat_id, draft(), added_by, request)
+        self.quotas.admit(chat_id, added_by)
+        made = draft()
+        self.quotas.fits(chat_id, len(made.text))
+        return self.ingest.add(chat_id, made, added_by, request)
 
     # Reading and removing
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # A follow-up carries at most this much of the earlier questions (about three of them).
-_MAX_CONTEXT_CHARS = 300
+MAX_CONTEXT_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ class Answer:
     def search_text(self) -> str:
         """The question with the context it was read in: what a follow-up to this answer is
         read with (bounded, so a long thread does not drown the newest question)."""
-        return f"{self.context} {self.question}".strip()[-_MAX_CONTEXT_CHARS:]
+        return f"{self.context} {self.question}".strip()[-MAX_CONTEXT_CHARS:]
 
     @property
     def article_ids(self) -> list[int]:

@@ -766,6 +766,7 @@ class BotApiStandin:
         self._requests: list[tuple[str, JSON]] = []
         self._errors: list[JSON] = []
         self._failures: dict[str, list[ApiError]] = {}
+        self._breaks: dict[str, int] = {}  # method -> calls still to leave unanswered
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._webhook: JSON | None = None
@@ -1091,6 +1092,7 @@ class BotApiStandin:
             429: f"Too Many Requests: retry after {retry_after}",
             403: "Forbidden: bot was blocked by the user",
             400: "Bad Request: injected failure",
+            502: "Bad Gateway",
         }
         error = ApiError(
             error_code,
@@ -1099,6 +1101,12 @@ class BotApiStandin:
         )
         with self._cond:
             self._failures.setdefault(method.lower(), []).extend([error] * times)
+
+    def break_next(self, method: str, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` end without an answer: the connection
+        is closed unanswered and the call not carried out, as when a request times out."""
+        with self._cond:
+            self._breaks[method.lower()] = self._breaks.get(method.lower(), 0) + times
 
     # ---- observing the bot -----------------------------------------------------------------
 
@@ -1159,6 +1167,14 @@ class BotApiStandin:
             return None
 
         return self._wait(f"a bot edit in chat {chat_id}", chat_id, find, timeout)
+
+    def wait_for_chat_action(self, chat_id: int, timeout: float = 30.0) -> JSON:
+        """Block until the bot sends a chat action ("typing") to ``chat_id``; return it."""
+
+        def find() -> JSON | None:
+            return next((a for a in self._chat_actions if a["chat_id"] == chat_id), None)
+
+        return self._wait(f"a chat action in chat {chat_id}", chat_id, find, timeout)
 
     @property
     def answered_callbacks(self) -> list[JSON]:
@@ -1352,6 +1368,10 @@ class BotApiStandin:
                 raise ApiError(404, "Not Found")
             if match.group(1) != self.token:
                 raise ApiError(401, "Unauthorized")
+            if self._broken(match.group(2)):
+                handler.close_connection = True
+                handler.connection.shutdown(socket.SHUT_RDWR)
+                return
             params = _Params.from_http(url.query, handler.headers.get("Content-Type", ""), body)
             result: JSON = {"ok": True, "result": self._call(match.group(2), params)}
             handler.respond(200, json.dumps(result).encode())
@@ -1361,6 +1381,15 @@ class BotApiStandin:
             logger.exception("Bot API stand-in failed on %s", url.path)
             failure = {"ok": False, "error_code": 500, "description": f"Internal: {error!r}"}
             handler.respond(500, json.dumps(failure).encode())
+
+    def _broken(self, method: str) -> bool:
+        """Whether this call of `method` is one `break_next` asked to leave unanswered."""
+        with self._cond:
+            left = self._breaks.get(method.lower(), 0)
+            if left:
+                self._breaks[method.lower()] = left - 1
+                self._requests.append((method, {"broken": True}))
+            return bool(left)
 
     def _call(self, method: str, params: _Params) -> Any:
         with self._cond:
@@ -1800,6 +1829,7 @@ class BotApiStandin:
         if (thread := self._topic_of(params, chat)) is not None:
             record["message_thread_id"] = thread
         self._chat_actions.append(record)
+        self._cond.notify_all()
         return True
 
     def _get_file(self, params: _Params) -> JSON:

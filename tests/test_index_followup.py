@@ -4,9 +4,11 @@ answer, and that the memory outlives the process and stays bounded."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
+from index.answer.followup import MAX_RECORD_BYTES
 from index.config import Settings
 from index.embeddings import Embedder
 from index.library import Library
@@ -120,3 +122,21 @@ def test_the_memory_keeps_a_bounded_number_of_messages_per_chat(library: Library
         library.memory.show(CHAT, message_id, answer)
     kept = [library.memory.recall(CHAT, m) is not None for m in range(ANSWERS_PER_CHAT + 5)]
     assert kept == [False] * 5 + [True] * ANSWERS_PER_CHAT
+
+
+def test_a_remembered_answer_stays_small_however_large_the_question_and_quotes(
+    library: Library,
+) -> None:
+    """A question of 100,000 characters (the command line takes any) with twelve quotes full
+    of highlighted words is remembered in a few kilobytes, and a follow-up to it reads the
+    same earlier question as before."""
+    found = asked(library, "Veloroute Hallenbad Eintritt Kilometer")
+    words = tuple((i, i + 1) for i in range(0, 2000, 2))
+    quotes = [replace(q, highlights=words) for q in (found.quotes * 12)[:12]]
+    huge = replace(found, question="Wie lang ist die Veloroute? " * 3600, quotes=quotes)
+    library.memory.record(CHAT, 21, huge)
+    assert len(library.storage.recall_answer(CHAT, 21).encode()) <= MAX_RECORD_BYTES
+    recalled = library.memory.recall(CHAT, 21)
+    assert recalled.search_text == huge.search_text
+    assert [q.text for q in recalled.quotes] == [q.text for q in quotes[: len(recalled.quotes)]]
+    assert len(recalled.quotes) >= 3

@@ -234,3 +234,34 @@ def test_a_sentence_that_opens_by_pointing_back(
     """A pronoun or demonstrative among the first words means the sentence leans on the one
     before it; such a sentence is quoted together with that one."""
     assert refers_back(sentence, language) is expected
+
+
+def test_an_endless_sentence_is_cut_after_clauses_then_between_words(
+    splitter: SentenceSplitter,
+) -> None:
+    """A "sentence" of 299,000 characters is never stored whole: it becomes pieces of at most
+    `max_sentence_chars`, cut after a clause where there is one, else between words, else at
+    the bound, and together they hold every character of it."""
+    limit = splitter.settings.max_sentence_chars
+    clauses = "die Regierung bestätigte das Treffen, " * 4000
+    words = "und noch ein Wort " * 7000
+    text = clauses + words + "x" * 21_000
+    assert len(text) == 299_000
+    pieces = sentences(splitter, text, "de")
+    assert all(len(piece) <= limit for piece in pieces)
+    assert "".join(pieces).replace(" ", "") == text.replace(" ", "")  # nothing left out
+    assert all(piece.endswith("Treffen,") for piece in pieces[:100])
+    middle = [piece for piece in pieces if piece.startswith("und noch")][:-1]
+    assert middle and all(piece.split()[-1] in ("und", "noch", "ein", "Wort") for piece in middle)
+    assert pieces[-20:-1] == ["x" * limit] * 19  # no space: cut at the bound
+
+
+def test_quotes_of_an_endless_sentence_are_bounded_and_verbatim(library: Library) -> None:
+    text = "Die Gemeinde meldete am Montag, " + "dass der Fluss weiter stieg, " * 200
+    article = library.add_text("floods", text + "und die Brücke gesperrt wurde.")
+    answer = library.ask("floods", "Was meldete die Gemeinde?")
+    limit = library.settings.max_sentence_chars
+    assert article.sentence_count > 1
+    assert answer.quotes and all(
+        q.text == article.text[q.start : q.end] and len(q.text) <= 2 * limit for q in answer.quotes
+    )

@@ -14,7 +14,8 @@ The policy, in one place:
 
 The memory is kept by the storage engine, so follow-ups and buttons outlive a restart and work
 whichever process handles the next message. It keeps references (article, sentence, offsets),
-never article text, and a bounded number of messages per chat.
+never article text: at most `MAX_RECORD_BYTES` per message and `ANSWERS_PER_CHAT` messages per
+chat, however long the questions and quotes.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from __future__ import annotations
 import json
 import re
 
-from index.records import Answer, Quote
+from index.records import MAX_CONTEXT_CHARS, Answer, Quote
 from index.storage.base import Storage
 
+# The most one remembered answer takes (JSON, UTF-8): twelve quotes with their highlights fit.
+MAX_RECORD_BYTES = 8192
 # How much an earlier question counts when a follow-up is read in its light.
 FOLLOW_UP_CONTEXT_WEIGHT = 0.5
 # What makes a question lean on the previous one: an opening such as "And ..." or "What
@@ -104,16 +107,25 @@ class AnswerMemory:
 
 
 def _dump(answer: Answer) -> str:
+    """An answer as references, within MAX_RECORD_BYTES. Of the questions only what a
+    follow-up reads is kept (`Answer.search_text`); a record still too large drops its
+    quotes' highlights (which only mark words in bold), then its last quotes."""
     quotes = [
         [q.article_id, q.sentence_id, q.position, q.start, q.end, q.score, q.highlights]
         for q in answer.quotes
     ]
-    return json.dumps(
-        {
-            "question": answer.question,
-            "context": answer.context,
-            "language": answer.language,
-            "quotes": quotes,
-        },
-        ensure_ascii=False,
-    )
+    record = {
+        "question": answer.question.strip()[-MAX_CONTEXT_CHARS:],
+        "context": answer.context[-MAX_CONTEXT_CHARS:],
+        "language": answer.language,
+        "quotes": quotes,
+    }
+    text = json.dumps(record, ensure_ascii=False)
+    if len(text.encode()) > MAX_RECORD_BYTES:
+        for quote in quotes:
+            quote[-1] = ()
+        text = json.dumps(record, ensure_ascii=False)
+    while len(text.encode()) > MAX_RECORD_BYTES:
+        quotes.pop()
+        text = json.dumps(record, ensure_ascii=False)
+    return text

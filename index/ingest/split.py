@@ -2,7 +2,10 @@
 
 Quotes must be verbatim, so a sentence is never rewritten: it is a `(start, end)` span of the
 stored article text. Paragraphs (line breaks) always end a sentence; inside a paragraph spaCy
-decides, in the article's language.
+decides, in the article's language. A "sentence" longer than `max_sentence_chars` (a text
+without full stops, or an attack) is cut into pieces after a clause (a comma, semicolon,
+colon or dash), else between words, else at the bound: every stored sentence, every quote
+and everything remembered of it stays small.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ _PARAGRAPH = re.compile(r"[^\n]+")
 _QUOTE_PAIRS = {"de": (("«", "»"), ("„", "“")), "en": (("“", "”"), ("‘", "’"))}
 _DEFAULT_QUOTE_PAIRS = (("«", "»"), ("“", "”"))
 _MAX_MERGED_CHARS = 600
+# Where a sentence that is too long may be cut: after a clause, else at a space.
+_CLAUSE_END = re.compile(r"[,;:](?=\s)|\s[–—-](?=\s)")
+_SPACE = re.compile(r"\s")
 # Words whose full stop spaCy takes for the end of a sentence: "etc" and Roman numerals.
 _ABBREVIATED = re.compile(r"etc|[IVXLCDM]{2,}")
 # Numbers that are not ordinals although a full stop follows them: years and amounts of three
@@ -128,10 +134,9 @@ class SentenceSplitter:
         docs = nlp.pipe(m.group() for m in paragraphs)
         for number, (match, doc) in enumerate(zip(paragraphs, docs, strict=True)):
             pieces = [(s.start_char, s.end_char) for s in doc.sents]
-            for start, end in _merge_open_quotes(match.group(), pieces, language):
-                stripped = _strip(match.group(), start, end)
-                if stripped:
-                    start, end = stripped
+            for sentence in _merge_open_quotes(match.group(), pieces, language):
+                limit = self.settings.max_sentence_chars
+                for start, end in _bounded(match.group(), *sentence, limit):
                     spans.append(SentenceSpan(match.start() + start, match.start() + end, number))
         return spans
 
@@ -153,6 +158,25 @@ def _merge_open_quotes(
                 continue
         merged.append((start, end))
     return merged
+
+
+def _bounded(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """`text[start:end]` stripped, in pieces of at most `limit` characters: each cut after the
+    last clause in the piece's second half, else at its last space, else at the limit."""
+    pieces = []
+    while (stripped := _strip(text, start, end)) is not None:
+        start, end = stripped
+        if end - start <= limit:
+            pieces.append((start, end))
+            break
+        low, high = start + limit // 2, start + limit
+        clauses = [m.end() for m in _CLAUSE_END.finditer(text, low, high)]
+        spaces = [m.start() for m in _SPACE.finditer(text, low, high)]
+        cut = (clauses or spaces or [high])[-1]
+        if (piece := _strip(text, start, cut)) is not None:
+            pieces.append(piece)
+        start = cut
+    return pieces
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:

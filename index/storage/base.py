@@ -148,6 +148,21 @@ class Storage(ABC):
     def vector_count(self, chat_id: str, model: str) -> int:
         """How many sentence vectors of `model` a chat's search covers."""
 
+    # What a chat and a user use, for the quotas (`index.quotas`)
+
+    @abstractmethod
+    def chat_usage(self, chat_id: str) -> tuple[int, int]:
+        """(how many articles the chat holds, how many characters they have together)."""
+
+    @abstractmethod
+    def note_add(self, user_id: str, at: float) -> None:
+        """Count an add `user_id` asked for at `at` (seconds since the epoch); counts older
+        than `ADDS_KEPT_SECONDS` are let go on the way."""
+
+    @abstractmethod
+    def adds_since(self, user_id: str, since: float) -> int:
+        """How many adds `user_id` asked for since `since`."""
+
     # Conversation memory: which message shows which answer
 
     @abstractmethod
@@ -234,3 +249,5 @@ class Storage(ABC):
 
 # Conversation memory per chat: enough for the replies and buttons of a busy day.
 ANSWERS_PER_CHAT = 200
+# How long an add is counted for a user's quota.
+ADDS_KEPT_SECONDS = 3600.0

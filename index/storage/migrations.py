@@ -98,6 +98,18 @@ CREATE TABLE latest_answers (
 """,
     ),
     Migration(
+        6,
+        "the adds each user asked for, for the hourly quota",
+        """
+CREATE TABLE adds (
+    user_id TEXT NOT NULL,
+    at REAL NOT NULL                -- seconds since the epoch
+);
+CREATE INDEX adds_by_user ON adds (user_id, at);
+);
+""",
+    ),
+    Migration(
         7,
         "feed subscriptions; per-chat settings (collecting links)",
         """
@@ -250,6 +262,18 @@ CREATE TABLE inbox (
     failed BOOLEAN NOT NULL DEFAULT false
 );
 CREATE INDEX inbox_waiting ON inbox (chat_key, update_id) WHERE done_at IS NULL;
+""",
+    ),
+    Migration(
+        3,
+        "the adds each user asked for, for the hourly quota",
+        """
+CREATE TABLE adds (
+    user_id TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL    -- seconds since the epoch
+);
+CREATE INDEX adds_by_user ON adds (user_id, at);
+);
 """,
     ),
     Migration(

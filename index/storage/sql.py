@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from index.records import Article, Feed, Sentence
 from index.storage import codec
-from index.storage.base import ANSWERS_PER_CHAT, Storage
+from index.storage.base import ADDS_KEPT_SECONDS, ANSWERS_PER_CHAT, Storage
 from index.storage.compact import TRAINING_TOKENS, TokenCodebook
 
 logger = logging.getLogger(__name__)
@@ -290,6 +290,27 @@ class SQLStorage(Storage):
 
     def _request_of(self, article_id: int) -> str | None:
         return self._query("SELECT request FROM articles WHERE id = ?", (article_id,))[0][0]
+
+    # Quotas
+
+    def chat_usage(self, chat_id: str) -> tuple[int, int]:
+        rows = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(text)), 0) FROM articles WHERE chat_id = ?",
+            (chat_id,),
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    def note_add(self, user_id: str, at: float) -> None:
+        self._execute(
+            ("DELETE FROM adds WHERE at < ?", (at - ADDS_KEPT_SECONDS,)),
+            ("INSERT INTO adds (user_id, at) VALUES (?, ?)", (user_id, at)),
+        )
+
+    def adds_since(self, user_id: str, since: float) -> int:
+        rows = self._query(
+            "SELECT COUNT(*) FROM adds WHERE user_id = ? AND at >= ?", (user_id, since)
+        )
+        return int(rows[0][0])
 
     # Conversation memory
 

@@ -25,8 +25,10 @@ class Person:
         self.send(text, reply_to, **kwargs)
         return self.reply()
 
-    def reply(self, predicate: Callable[[dict], bool] | None = None) -> dict:
-        return self.standin.wait_for_message(self.chat.id, predicate, timeout=REPLY_TIMEOUT)
+    def reply(
+        self, predicate: Callable[[dict], bool] | None = None, timeout: float = REPLY_TIMEOUT
+    ) -> dict:
+        return self.standin.wait_for_message(self.chat.id, predicate, timeout=timeout)
 
     def presses(self, message: dict, data: str) -> str:
         return self.standin.press_button(self.chat, self.user, message, data)

@@ -6,6 +6,8 @@ without seeing each other's articles.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.e2e.conftest import (
@@ -221,3 +223,54 @@ def test_rate_limited_messages_are_sent_again(standin: BotApiStandin, bot: BotPr
     standin.fail_next("sendMessage", retry_after=1)
     assert hal.says("/help")["text"].startswith("I answer questions")
     assert any(e["error_code"] == 429 for e in standin.errors)
+
+
+def long_article(chars: int = 300_000) -> bytes:
+    """A text file of `chars` characters whose sentences all differ, so none of its model
+    time is saved by the encoding cache."""
+    lines, length, day = [], 0, 0
+    while True:
+        day += 1
+        line = " ".join(
+            f"Am Tag {day} meldete das Amt {day * 7 + n} neue Anträge aus dem Bezirk "
+            f"{(day + n) % 97}, {n + 3} mehr als erwartet."
+            for n in range(5)
+        )
+        if length + len(line) + 1 > chars:
+            return "\n".join(lines).encode()
+        lines.append(line)
+        length += len(line) + 1
+
+
+def test_questions_are_answered_while_long_articles_are_added(
+    standin: BotApiStandin, bot: BotProcess, news_site: str
+) -> None:
+    """Adds have threads of their own: while one chat adds a 300,000-character article and
+    five more chats add links from a slow site (more adds than the bot has threads), a
+    question in another chat is answered at once, before any of those adds is done."""
+    asker = private(standin, User(1010, "Ida"))
+    assert added(asker.says(f"{news_site}/russland-iran.html"), 1, IRAN_TITLE)
+    started = time.monotonic()
+    assert quotes(asker.says("Who is mediating with Iran?"))
+    alone = time.monotonic() - started
+
+    big = private(standin, User(1011, "Jan"))
+    slow = [private(standin, User(1020 + n, f"Slow {n}")) for n in range(5)]
+    sent_big = time.monotonic()
+    big.send("", document=("bericht.txt", "text/plain", long_article()))
+    standin.wait_for_chat_action(big.chat.id)  # the add has begun
+    for person in slow:
+        person.send(f"{news_site}/bahnstreik.html?delay=10")
+    started = time.monotonic()
+    answer = asker.says("Who is mediating with Iran?")
+    during = time.monotonic() - started
+    assert quotes(answer), answer["text"]
+    assert big.reply(timeout=900)["text"].startswith("Added #1: ")
+    adding = time.monotonic() - sent_big
+    for person in slow:
+        assert added(person.reply(timeout=900), 1, STRIKE_TITLE)
+    waiting = {1010, 1011, *(1020 + n for n in range(5))}
+    order = [m["chat"]["id"] for m in standin.sent_messages() if m["chat"]["id"] in waiting]
+    assert order[2] == 1010, "the question waited for an add"
+    print(f"question alone {alone:.1f} s, during the adds {during:.1f} s; add {adding:.0f} s")
+    assert during < adding / 3

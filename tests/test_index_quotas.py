@@ -1,0 +1,94 @@
+"""Quotas, on both engines: a chat's library has a size, a user an hourly number of adds, and
+every refusal names the limit and leaves the library as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from index.config import Settings
+from index.embeddings import Embedder
+from index.errors import ArticleRejected, QuotaExceeded
+from index.library import Library
+from index.records import ArticleDraft
+
+pytestmark = pytest.mark.both_engines
+
+CHAT = "-100300"
+VELO = (
+    "Neue Veloroute zwischen Basel und Liestal\n"
+    "Der Kanton Basel-Landschaft baut bis 2027 eine durchgehende Veloroute von Basel nach "
+    "Liestal. Die Strecke ist 14 Kilometer lang und kostet rund 38 Millionen Franken."
+)
+BATH = (
+    "Neues Hallenbad in Riehen\n"
+    "Das Hallenbad in Riehen öffnet nach zwei Jahren Bauzeit am Samstag. Es hat ein "
+    "25-Meter-Becken und eine Sauna. Der Eintritt kostet neun Franken."
+)
+ZOO = (
+    "Nachwuchs im Zoo Basel\n"
+    "Im Zoo Basel ist ein junges Nashorn zur Welt gekommen. Es wiegt 60 Kilogramm und ist "
+    "wohlauf, teilte der Zoo am Dienstag mit."
+)
+
+
+@pytest.fixture
+def limited(settings: Settings, embedder: Embedder) -> Iterator[Callable[..., Library]]:
+    opened: list[Library] = []
+
+    def open_library(**limits: int) -> Library:
+        opened.append(Library(settings.with_overrides(**limits), embedder=embedder))
+        return opened[-1]
+
+    yield open_library
+    for library in opened:
+        library.close()
+
+
+def test_a_full_chat_refuses_more_articles_until_one_is_removed(limited) -> None:
+    library = limited(max_articles_per_chat=2)
+    library.add_text(CHAT, VELO)
+    library.add_text(CHAT, BATH)
+    with pytest.raises(QuotaExceeded) as refused:
+        library.add_text(CHAT, ZOO)
+    assert "holds 2 articles, the limit" in str(refused.value)
+    assert "Sie enthält 2 Artikel" in refused.value.message("de")
+    assert [a.title for a in library.articles(CHAT)] == [VELO.split("\n")[0], BATH.split("\n")[0]]
+    library.add_text("another chat", ZOO)  # the limit is per chat
+    library.remove(CHAT, 1)
+    assert library.add_text(CHAT, ZOO).number == 3
+
+
+def test_a_chat_holds_a_bounded_number_of_characters(limited) -> None:
+    library = limited(max_chars_per_chat=len(VELO) + len(BATH) - 1)
+    library.add_text(CHAT, VELO)
+    with pytest.raises(QuotaExceeded) as refused:
+        library.add_text(CHAT, BATH)
+    assert str(refused.value) == (
+        f"This article ({len(BATH)} characters) does not fit: the chat's library holds "
+        f"{len(VELO)} of at most {len(VELO) + len(BATH) - 1:,} characters. /remove an "
+        "article first."
+    )
+    assert len(library.articles(CHAT)) == 1
+
+
+def test_a_user_adds_a_bounded_number_of_articles_per_hour_in_all_chats(
+    limited, settings: Settings, embedder: Embedder
+) -> None:
+    """Failed adds count too (each cost work), and so do bulk adds such as feed items; the
+    count outlives a restart. Other users, and the command line (no user), are not held up."""
+    library = limited(max_adds_per_user_per_hour=3)
+    library.add_text(CHAT, VELO, added_by="7")
+    with pytest.raises(ArticleRejected):
+        library.add_text(CHAT, "Zu kurz.", added_by="7")
+    feed_item = ArticleDraft("Nachwuchs im Zoo Basel", ZOO.split("\n")[1], "de", "url")
+    library.add_draft("-100301", feed_item, added_by="7")
+    restarted = limited(max_adds_per_user_per_hour=3)
+    with pytest.raises(QuotaExceeded) as refused:
+        restarted.add_text("-100302", BATH, added_by="7")
+    assert str(refused.value).startswith("You have added 3 articles in the last hour, the limit")
+    assert refused.value.message("de").startswith("Du hast in der letzten Stunde 3 Artikel")
+    assert restarted.articles("-100302") == []
+    assert restarted.add_text("-100302", BATH, added_by="8").number == 1
+    assert restarted.add_text(CHAT, BATH).number == 2
