@@ -40,6 +40,8 @@ class EvalArticle:
 
 @dataclass(frozen=True)
 class EvalQuestion:
+    """One question; an unanswerable one has no answer span (`answer_start` is -1)."""
+
     id: str
     question: str
     article_id: str
@@ -61,18 +63,21 @@ def load_articles(folder: Path, language: str, split: str) -> list[EvalArticle]:
 
 
 def load_questions(folder: Path, pair: str, split: str) -> list[EvalQuestion]:
-    rows = _read_jsonl(folder / f"qa.{pair}.{split}.jsonl")
-    return [
-        EvalQuestion(
-            r["id"],
-            r["question"],
-            r["article_id"],
-            int(r.get("answer_start", -1)),
-            int(r.get("answer_end", -1)),
-            bool(r.get("answerable", True)),
-        )
-        for r in rows
-    ]
+    return [question_from_row(row) for row in _read_jsonl(folder / f"qa.{pair}.{split}.jsonl")]
+
+
+def question_from_row(row: dict) -> EvalQuestion:
+    """A question row; missing or null offsets make it unanswerable whatever its flag says."""
+    start, end = row.get("answer_start"), row.get("answer_end")
+    answerable = bool(row.get("answerable", True)) and start is not None and end is not None
+    return EvalQuestion(
+        row["id"],
+        row["question"],
+        row["article_id"],
+        int(start) if answerable else -1,
+        int(end) if answerable else -1,
+        answerable,
+    )
 
 
 def available_pairs(folder: Path, split: str) -> list[str]:
@@ -120,14 +125,15 @@ def _share_below(scores: list[float], threshold: float) -> float:
 
 
 def refusal_curve(
-    top3_hit_scores: list[float], absent_scores: list[float]
+    top3_hit_scores: list[float], no_answer_scores: list[float], no_answer: str = "absent_refused"
 ) -> list[dict[str, float]]:
-    """For each threshold: share of answerable top-3 hits refused, share of absent refused."""
+    """For each threshold: the share of answerable top-3 hits refused (wrongly), and the share
+    of questions without an answer refused (rightly), reported under the name `no_answer`."""
     return [
         {
             "threshold": t,
             "wrongly_refused": _share_below(top3_hit_scores, t),
-            "absent_refused": _share_below(absent_scores, t),
+            no_answer: _share_below(no_answer_scores, t),
         }
         for t in THRESHOLDS
     ]
@@ -201,7 +207,11 @@ class Evaluation:
             result["absent_refused"] = _share_below(absent_scores, threshold)
             result["threshold_curve"] = refusal_curve(top3_hit_scores, absent_scores)
         if unanswerable_scores:
+            result["n_unanswerable"] = len(unanswerable_scores)
             result["unanswerable_refused"] = _share_below(unanswerable_scores, threshold)
+            result["unanswerable_curve"] = refusal_curve(
+                top3_hit_scores, unanswerable_scores, "unanswerable_refused"
+            )
         return result
 
     def _absent_scores(self, questions: list[EvalQuestion], language: str) -> list[float]:

@@ -273,6 +273,22 @@ def test_eval_prints_metrics_and_a_json_line(cli: Cli, tmp_path: Path, data_dir:
     assert not (data_dir / "library.sqlite3").exists()
 
 
+def test_eval_prints_the_refusal_curve_for_unanswerable_questions(cli: Cli) -> None:
+    """On a dataset with unanswerable questions (null offsets), `eval` counts them apart from
+    R@k and prints the refusal curve for both kinds of "no answer": the article left out, and
+    the article there but not answering."""
+    result = cli("eval", str(fixture_path("news_qa")), "--split", "mini", "--json")
+    assert result.code == 0, result.err
+    assert "de-de (n=4, 3 unanswerable)" in result.out
+    assert "unanswerable refused:" in result.out
+    assert "threshold  wrongly-refused  absent-refused" in result.out
+    assert "threshold  wrongly-refused  unanswerable-refused" in result.out
+    metrics = json.loads(result.out.strip().splitlines()[-1])["pairs"]["de-de"]
+    assert metrics["n"] == 4 and len(metrics["unanswerable_curve"]) == len(
+        metrics["threshold_curve"]
+    )
+
+
 def test_eval_without_questions_for_the_split(cli: Cli, tmp_path: Path) -> None:
     """`eval` on a folder without question files for the split says so and exits non-zero."""
     folder = tmp_path / "tiny-eval"
