@@ -18,6 +18,7 @@ from courlan import normalize_url
 
 from index.config import Settings
 from index.errors import ArticleRejected
+from index.ingest.scraped import ScrapedText
 from index.language import detect_language
 from index.records import ArticleDraft
 
@@ -142,8 +143,18 @@ class ArticleExtractor:
         )
 
     def from_text(self, text: str, source: str = "text") -> ArticleDraft:
-        text = unwrap_lines(clean_text(text))
-        return self._draft(text, title=_first_line_title(text), source=source)
+        """Pasted text or a text file; what was scraped along with it is left out (see
+        `index.ingest.scraped`), so the headline is the first line; byline and date become
+        metadata."""
+        scraped = ScrapedText.read(clean_text(text))
+        text = unwrap_lines(scraped.text)
+        return self._draft(
+            text,
+            title=_first_line_title(text),
+            source=source,
+            author=scraped.author,
+            published=scraped.published,
+        )
 
     def check_file(self, name: str, size: int) -> None:
         """Refuse files by name and size alone (before anyone downloads them)."""
