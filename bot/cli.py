@@ -101,7 +101,7 @@ def cmd_eval(library: Library, args: argparse.Namespace) -> int:
     results = {}
     try:
         for pair in pairs:
-            result = evaluation.run_pair(pair, negatives=not args.no_negatives)
+            result = evaluation.run_pair(pair, not args.no_negatives, args.misses)
             results[pair] = result
             print(_format_result(pair, result))
     finally:
@@ -129,6 +129,10 @@ def _format_result(pair: str, result: dict) -> str:
     ):
         if curve in result:
             lines += _format_curve(result[curve], column)
+    for miss in result.get("misses", []):
+        lines.append(f"  miss: {miss['question']}")
+        lines.append(f"    expected: {miss['expected']}")
+        lines.append(f"    quoted ({miss['score']}): {miss['first_quote']}")
     return "\n".join(lines)
 
 
@@ -219,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pairs", help="e.g. de-de,en-de,en-en (default: all present)")
     evaluate.add_argument("--json", action="store_true", help="end with one JSON line")
     evaluate.add_argument("--no-negatives", action="store_true", help="skip the no-answer set")
+    evaluate.add_argument(
+        "--misses",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print N questions whose first quote missed",
+    )
     migrate = command(
         "migrate", cmd_migrate, "copy the libraries into a PostgreSQL database", chat=False
     )

@@ -177,11 +177,18 @@ class Evaluation:
         self._article_ids[language] = ids
         return ids
 
-    def run_pair(self, pair: str, negatives: bool = True) -> dict:
+    def run_pair(self, pair: str, negatives: bool = True, misses: int = 0) -> dict:
+        """Scores one question pair; with `misses`, also lists up to that many answerable
+        questions whose first quote missed (question, the answer in its sentence, and the
+        first quote), for reading what goes wrong."""
         article_language = pair.split("-")[1]
         article_ids = self.build(article_language)
         questions = load_questions(self.folder, pair, self.split)
+        texts = {
+            a.article_id: a.text for a in load_articles(self.folder, article_language, self.split)
+        }
         chat = self._chat(article_language)
+        missed: list[dict[str, str]] = []
         ranks: list[int | None] = []
         top3_hit_scores: list[float] = []
         unanswerable_scores: list[float] = []
@@ -194,6 +201,8 @@ class Evaluation:
                 continue
             rank = hit_rank(answer, question, article_ids)
             ranks.append(rank)
+            if rank != 1 and len(missed) < misses:
+                missed.append(_miss(question, texts[question.article_id], answer))
             first_quote_words.append(len(answer.quotes[0].text.split()) if answer.quotes else 0)
             if rank is not None and rank <= 3:
                 top3_hit_scores.append(top)
@@ -212,6 +221,8 @@ class Evaluation:
             result["unanswerable_curve"] = refusal_curve(
                 top3_hit_scores, unanswerable_scores, "unanswerable_refused"
             )
+        if misses:
+            result["misses"] = missed
         return result
 
     def _absent_scores(self, questions: list[EvalQuestion], language: str) -> list[float]:
@@ -240,6 +251,20 @@ class Evaluation:
                 numbers[left_out] = self.library.add_draft(chat, drafts[left_out]).number
         self.library.forget(chat)
         return scores
+
+
+def _miss(question: EvalQuestion, text: str, answer: Answer) -> dict[str, str]:
+    """A question whose first quote missed: the answer shown within its sentence (from the
+    sentence end before it to the one after it), and what was quoted instead."""
+    start = max(text.rfind(end, 0, question.answer_start) for end in (". ", "\n")) + 1
+    stops = [i for i in (text.find(end, question.answer_end) for end in (". ", "\n")) if i >= 0]
+    end = min(stops, default=len(text)) + 1
+    return {
+        "question": question.question,
+        "expected": text[start:end].strip(),
+        "first_quote": answer.quotes[0].text if answer.quotes else "",
+        "score": f"{answer.quotes[0].score:.3f}" if answer.quotes else "",
+    }
 
 
 def _draft(article: EvalArticle) -> ArticleDraft:

@@ -277,7 +277,7 @@ def test_eval_prints_the_refusal_curve_for_unanswerable_questions(cli: Cli) -> N
     """On a dataset with unanswerable questions (null offsets), `eval` counts them apart from
     R@k and prints the refusal curve for both kinds of "no answer": the article left out, and
     the article there but not answering."""
-    result = cli("eval", str(fixture_path("news_qa")), "--split", "mini", "--json")
+    result = cli("eval", str(fixture_path("news_qa")), "--split", "mini", "--json", "--misses", "9")
     assert result.code == 0, result.err
     assert "de-de (n=4, 3 unanswerable)" in result.out
     assert "unanswerable refused:" in result.out
@@ -287,6 +287,8 @@ def test_eval_prints_the_refusal_curve_for_unanswerable_questions(cli: Cli) -> N
     assert metrics["n"] == 4 and len(metrics["unanswerable_curve"]) == len(
         metrics["threshold_curve"]
     )
+    for miss in metrics["misses"]:  # listed as they came, if any of these four missed
+        assert f"miss: {miss['question']}" in result.out
 
 
 def test_eval_without_questions_for_the_split(cli: Cli, tmp_path: Path) -> None:

@@ -215,3 +215,30 @@ def test_unanswerable_questions_count_only_as_refusals(library: Library) -> None
     assert last["unanswerable_refused"] == last["wrongly_refused"] == 1.0
     shares = [row["unanswerable_refused"] for row in curve]
     assert shares == sorted(shares)
+
+
+def test_misses_show_the_answer_sentence_and_the_first_quote(
+    library: Library, tmp_path: Path
+) -> None:
+    """With `misses`, a question whose first quote is not the answer is listed with the
+    sentence holding the expected answer and what was quoted instead. The miss is made sure
+    here by a question whose labelled answer is another sentence."""
+    folder = tmp_path / "news"
+    folder.mkdir()
+    articles = (NEWS_QA / "articles.de.mini.jsonl").read_text(encoding="utf-8")
+    (folder / "articles.de.mini.jsonl").write_text(articles, encoding="utf-8")
+    text = json.loads(articles.splitlines()[0])["text"]
+    labelled = "Über den Kredit stimmt die Bevölkerung im kommenden Jahr ab."
+    start = text.index("Kredit")
+    rows = [
+        {"id": "miss", "question": "Wie viele Haltestellen hat die neue Tramlinie?",
+         "article_id": "news-1", "answer_start": start, "answer_end": start + 6},
+    ]  # fmt: skip
+    (folder / "qa.de-de.mini.jsonl").write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8"
+    )
+    result = Evaluation(library, folder, "mini").run_pair("de-de", negatives=False, misses=5)
+    questions = {m["question"]: m for m in result["misses"]}
+    miss = questions["Wie viele Haltestellen hat die neue Tramlinie?"]
+    assert miss["expected"] == labelled
+    assert "elf Haltestellen" in miss["first_quote"] and float(miss["score"]) > 0
