@@ -238,7 +238,7 @@ def test_misses_show_the_answer_sentence_and_the_first_quote(
         "\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8"
     )
     result = Evaluation(library, folder, "mini").run_pair("de-de", negatives=False, misses=5)
-    questions = {m["question"]: m for m in result["misses"]}
-    miss = questions["Wie viele Haltestellen hat die neue Tramlinie?"]
+    (miss,) = result["misses"]
+    assert miss["question"] == "Wie viele Haltestellen hat die neue Tramlinie?"
     assert miss["expected"] == labelled
     assert "elf Haltestellen" in miss["first_quote"] and float(miss["score"]) > 0

@@ -35,8 +35,11 @@ _CREDIT = re.compile(
     r"[^\s:]+(?:\s+[^\s:]+){0,5}$",
     re.I,
 )
-# A gallery counter ("1/6", "3 / 12") opening a line.
-_COUNTER = re.compile(r"^(?:\d{1,2}\s*/\s*\d{1,2}|bild \d+ von \d+|image \d+ of \d+)\b", re.I)
+# A gallery counter ("1/6", "Bild 3 von 12") opening a line, before a capital or nothing
+# (so "3/4 der Befragten" stays).
+_COUNTER = re.compile(
+    r"^(?:\d{1,2}\s*/\s*\d{1,2}|[Bb]ild \d+ von \d+|[Ii]mage \d+ of \d+)(?=\s+[A-ZÄÖÜ\d]|\s*$)"
+)
 # The field names some scrapers write in front of values: "date 2025-03".
 _FIELD = re.compile(
     r"^(?:date|datum|published|updated|veröffentlicht|aktualisiert)\b\s*:?\s*", re.I
