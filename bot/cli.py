@@ -150,7 +150,7 @@ def cmd_eval(library: Library, args: argparse.Namespace) -> int:
     results = {}
     try:
         for pair in pairs:
-            result = evaluation.run_pair(pair, negatives=not args.no_negatives)
+            result = evaluation.run_pair(pair, not args.no_negatives, args.misses)
             results[pair] = result
             print(_format_result(pair, result))
     finally:
@@ -161,7 +161,10 @@ def cmd_eval(library: Library, args: argparse.Namespace) -> int:
 
 
 def _format_result(pair: str, result: dict) -> str:
-    lines = [f"{pair} (n={result['n']})"]
+    unanswerable = result.get("n_unanswerable", 0)
+    lines = [
+        f"{pair} (n={result['n']}" + (f", {unanswerable} unanswerable)" if unanswerable else ")")
+    ]
     for name in ("R@1", "R@3", "R@5", "MRR@10"):
         low, high = result[f"{name}_ci95"]
         lines.append(f"  {name:7} {result[name]:.3f}  [95% {low:.3f}-{high:.3f}]")
@@ -169,12 +172,27 @@ def _format_result(pair: str, result: dict) -> str:
     for name in ("wrongly_refused", "absent_refused", "unanswerable_refused"):
         if name in result:
             lines.append(f"  {name.replace('_', ' ')}: {result[name]:.1%}")
-    if "threshold_curve" in result:
-        lines.append("  threshold  wrongly-refused  absent-refused")
-        for row in result["threshold_curve"]:
-            wrong, absent = row["wrongly_refused"], row["absent_refused"]
-            lines.append(f"  {row['threshold']:9.2f}  {wrong:15.1%}  {absent:14.1%}")
+    for curve, column in (
+        ("threshold_curve", "absent_refused"),
+        ("unanswerable_curve", "unanswerable_refused"),
+    ):
+        if curve in result:
+            lines += _format_curve(result[curve], column)
+    for miss in result.get("misses", []):
+        lines.append(f"  miss: {miss['question']}")
+        lines.append(f"    expected: {miss['expected']}")
+        lines.append(f"    quoted ({miss['score']}): {miss['first_quote']}")
     return "\n".join(lines)
+
+
+def _format_curve(rows: list[dict], column: str) -> list[str]:
+    """One refusal curve: per threshold, answerable top-3 hits refused against `column`."""
+    label = column.replace("_", "-")
+    lines = [f"  threshold  wrongly-refused  {label}"]
+    for row in rows:
+        wrong, right = row["wrongly_refused"], row[column]
+        lines.append(f"  {row['threshold']:9.2f}  {wrong:15.1%}  {right:{len(label)}.1%}")
+    return lines
 
 
 def cmd_setup(library: Library, _args: argparse.Namespace) -> int:
@@ -261,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pairs", help="e.g. de-de,en-de,en-en (default: all present)")
     evaluate.add_argument("--json", action="store_true", help="end with one JSON line")
     evaluate.add_argument("--no-negatives", action="store_true", help="skip the no-answer set")
+    evaluate.add_argument(
+        "--misses",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print N questions whose first quote missed",
+    )
     migrate = command(
         "migrate", cmd_migrate, "copy the libraries into a PostgreSQL database", chat=False
     )

@@ -40,6 +40,8 @@ class EvalArticle:
 
 @dataclass(frozen=True)
 class EvalQuestion:
+    """One question; an unanswerable one has no answer span (`answer_start` is -1)."""
+
     id: str
     question: str
     article_id: str
@@ -61,18 +63,21 @@ def load_articles(folder: Path, language: str, split: str) -> list[EvalArticle]:
 
 
 def load_questions(folder: Path, pair: str, split: str) -> list[EvalQuestion]:
-    rows = _read_jsonl(folder / f"qa.{pair}.{split}.jsonl")
-    return [
-        EvalQuestion(
-            r["id"],
-            r["question"],
-            r["article_id"],
-            int(r.get("answer_start", -1)),
-            int(r.get("answer_end", -1)),
-            bool(r.get("answerable", True)),
-        )
-        for r in rows
-    ]
+    return [question_from_row(row) for row in _read_jsonl(folder / f"qa.{pair}.{split}.jsonl")]
+
+
+def question_from_row(row: dict) -> EvalQuestion:
+    """A question row; missing or null offsets make it unanswerable whatever its flag says."""
+    start, end = row.get("answer_start"), row.get("answer_end")
+    answerable = bool(row.get("answerable", True)) and start is not None and end is not None
+    return EvalQuestion(
+        row["id"],
+        row["question"],
+        row["article_id"],
+        int(start) if answerable else -1,
+        int(end) if answerable else -1,
+        answerable,
+    )
 
 
 def available_pairs(folder: Path, split: str) -> list[str]:
@@ -120,14 +125,15 @@ def _share_below(scores: list[float], threshold: float) -> float:
 
 
 def refusal_curve(
-    top3_hit_scores: list[float], absent_scores: list[float]
+    top3_hit_scores: list[float], no_answer_scores: list[float], no_answer: str = "absent_refused"
 ) -> list[dict[str, float]]:
-    """For each threshold: share of answerable top-3 hits refused, share of absent refused."""
+    """For each threshold: the share of answerable top-3 hits refused (wrongly), and the share
+    of questions without an answer refused (rightly), reported under the name `no_answer`."""
     return [
         {
             "threshold": t,
             "wrongly_refused": _share_below(top3_hit_scores, t),
-            "absent_refused": _share_below(absent_scores, t),
+            no_answer: _share_below(no_answer_scores, t),
         }
         for t in THRESHOLDS
     ]
@@ -171,11 +177,18 @@ class Evaluation:
         self._article_ids[language] = ids
         return ids
 
-    def run_pair(self, pair: str, negatives: bool = True) -> dict:
+    def run_pair(self, pair: str, negatives: bool = True, misses: int = 0) -> dict:
+        """Scores one question pair; with `misses`, also lists up to that many answerable
+        questions whose first quote missed (question, the answer in its sentence, and the
+        first quote), for reading what goes wrong."""
         article_language = pair.split("-")[1]
         article_ids = self.build(article_language)
         questions = load_questions(self.folder, pair, self.split)
+        texts = {
+            a.article_id: a.text for a in load_articles(self.folder, article_language, self.split)
+        }
         chat = self._chat(article_language)
+        missed: list[dict[str, str]] = []
         ranks: list[int | None] = []
         top3_hit_scores: list[float] = []
         unanswerable_scores: list[float] = []
@@ -188,6 +201,8 @@ class Evaluation:
                 continue
             rank = hit_rank(answer, question, article_ids)
             ranks.append(rank)
+            if rank != 1 and len(missed) < misses:
+                missed.append(_miss(question, texts[question.article_id], answer))
             first_quote_words.append(len(answer.quotes[0].text.split()) if answer.quotes else 0)
             if rank is not None and rank <= 3:
                 top3_hit_scores.append(top)
@@ -201,7 +216,13 @@ class Evaluation:
             result["absent_refused"] = _share_below(absent_scores, threshold)
             result["threshold_curve"] = refusal_curve(top3_hit_scores, absent_scores)
         if unanswerable_scores:
+            result["n_unanswerable"] = len(unanswerable_scores)
             result["unanswerable_refused"] = _share_below(unanswerable_scores, threshold)
+            result["unanswerable_curve"] = refusal_curve(
+                top3_hit_scores, unanswerable_scores, "unanswerable_refused"
+            )
+        if misses:
+            result["misses"] = missed
         return result
 
     def _absent_scores(self, questions: list[EvalQuestion], language: str) -> list[float]:
@@ -230,6 +251,20 @@ class Evaluation:
                 numbers[left_out] = self.library.add_draft(chat, drafts[left_out]).number
         self.library.forget(chat)
         return scores
+
+
+def _miss(question: EvalQuestion, text: str, answer: Answer) -> dict[str, str]:
+    """A question whose first quote missed: the answer shown within its sentence (from the
+    sentence end before it to the one after it), and what was quoted instead."""
+    start = max(text.rfind(end, 0, question.answer_start) for end in (". ", "\n")) + 1
+    stops = [i for i in (text.find(end, question.answer_end) for end in (". ", "\n")) if i >= 0]
+    end = min(stops, default=len(text)) + 1
+    return {
+        "question": question.question,
+        "expected": text[start:end].strip(),
+        "first_quote": answer.quotes[0].text if answer.quotes else "",
+        "score": f"{answer.quotes[0].score:.3f}" if answer.quotes else "",
+    }
 
 
 def _draft(article: EvalArticle) -> ArticleDraft:

@@ -77,7 +77,7 @@ def cli(
 
 def test_add_list_ask_remove(cli: Cli) -> None:
     """The whole round: add two files, list them, ask (plain and JSON), remove one."""
-    seed_title = fixture_text(SEED_ARTICLE).split("\n", 1)[0].strip()
+    seed_title = "Russland bietet Trump Hilfe bei Kommunikation mit Iran an"
     added = cli("add", str(fixture_path(SEED_ARTICLE)), str(fixture_path("en_article.html")))
     assert added.code == 0, added.err
     assert f"Added #1: {seed_title} (de, " in added.out
@@ -272,6 +272,24 @@ def test_eval_prints_metrics_and_a_json_line(cli: Cli, tmp_path: Path, data_dir:
         assert metrics["R@1"] <= metrics["MRR@10"] <= 1, pair
         assert metrics["R@5"] >= 2 / 3, (pair, metrics)
     assert not (data_dir / "library.sqlite3").exists()
+
+
+def test_eval_prints_the_refusal_curve_for_unanswerable_questions(cli: Cli) -> None:
+    """On a dataset with unanswerable questions (null offsets), `eval` counts them apart from
+    R@k and prints the refusal curve for both kinds of "no answer": the article left out, and
+    the article there but not answering."""
+    result = cli("eval", str(fixture_path("news_qa")), "--split", "mini", "--json", "--misses", "9")
+    assert result.code == 0, result.err
+    assert "de-de (n=4, 3 unanswerable)" in result.out
+    assert "unanswerable refused:" in result.out
+    assert "threshold  wrongly-refused  absent-refused" in result.out
+    assert "threshold  wrongly-refused  unanswerable-refused" in result.out
+    metrics = json.loads(result.out.strip().splitlines()[-1])["pairs"]["de-de"]
+    assert metrics["n"] == 4 and len(metrics["unanswerable_curve"]) == len(
+        metrics["threshold_curve"]
+    )
+    for miss in metrics["misses"]:  # listed as they came, if any of these four missed
+        assert f"miss: {miss['question']}" in result.out
 
 
 def test_eval_without_questions_for_the_split(cli: Cli, tmp_path: Path) -> None:

@@ -9,11 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from index.evaluation import EvalQuestion, Evaluation, hit_rank, load_questions, summarise
+from index.evaluation import (
+    EvalQuestion,
+    Evaluation,
+    hit_rank,
+    load_articles,
+    load_questions,
+    question_from_row,
+    summarise,
+)
 from index.library import Library
 from index.records import Answer, Article, Quote, Sentence
 
 XQUAD = Path(__file__).resolve().parents[2] / "shared" / "eval" / "xquad"
+NEWS_QA = Path(__file__).resolve().parent / "data" / "news_qa"
 SLICE = ("xquad-002", "xquad-004")  # Normans, Computational complexity theory
 QUESTIONS_PER_ARTICLE = 6
 
@@ -165,3 +174,71 @@ def test_metrics_on_an_xquad_slice_match_an_independent_count(
     for column in ("wrongly_refused", "absent_refused"):
         shares = [row[column] for row in curve]
         assert shares == sorted(shares) and all(0 <= s <= 1 for s in shares), column
+
+
+def test_null_offsets_make_a_question_unanswerable() -> None:
+    """Rows with `answer_start: null` load (no TypeError) as unanswerable, even without the
+    `answerable` flag; answerable rows keep their offsets, which hold the answer text."""
+    questions = load_questions(NEWS_QA, "de-de", "mini")
+    assert [q.answerable for q in questions] == [True] * 4 + [False] * 3
+    texts = {a.article_id: a.text for a in load_articles(NEWS_QA, "de", "mini")}
+    rows = [json.loads(line) for line in (NEWS_QA / "qa.de-de.mini.jsonl").open()]
+    for question, row in zip(questions, rows, strict=True):
+        if question.answerable:
+            span = texts[question.article_id][question.answer_start : question.answer_end]
+            assert span == row["answer_text"]
+    unflagged = {"id": "x", "question": "Wer?", "article_id": "a", "answer_start": None}
+    assert not question_from_row(unflagged).answerable
+
+
+def test_unanswerable_questions_count_only_as_refusals(library: Library) -> None:
+    """On a dataset with unanswerable questions, R@k is over the answerable ones only, and
+    `unanswerable_refused` is the share of the others whose best quote scores below the
+    threshold, counted here from the library's own answers. The refusal curve for them starts
+    at nothing refused (threshold 0) and ends at everything refused (threshold 1)."""
+    evaluation = Evaluation(library, NEWS_QA, "mini")
+    result = evaluation.run_pair("de-de", negatives=False)
+    assert result["n"] == 4 and result["n_unanswerable"] == 3
+    assert result["R@3"] == 1.0, result  # clear-cut answers in two short articles
+
+    (chat,) = {
+        a.chat_id for a in library.storage.articles_by_ids(evaluation.build("de").values()).values()
+    }
+    threshold = library.settings.min_confidence
+    unanswerable = [q for q in load_questions(NEWS_QA, "de-de", "mini") if not q.answerable]
+    refused = [library.ask(chat, q.question).quotes[0].score < threshold for q in unanswerable]
+    assert result["unanswerable_refused"] == pytest.approx(sum(refused) / 3, abs=1e-4)
+
+    curve = result["unanswerable_curve"]
+    first, last = curve[0], curve[-1]
+    assert first["unanswerable_refused"] == first["wrongly_refused"] == 0.0
+    assert last["unanswerable_refused"] == last["wrongly_refused"] == 1.0
+    shares = [row["unanswerable_refused"] for row in curve]
+    assert shares == sorted(shares)
+
+
+def test_misses_show_the_answer_sentence_and_the_first_quote(
+    library: Library, tmp_path: Path
+) -> None:
+    """With `misses`, a question whose first quote is not the answer is listed with the
+    sentence holding the expected answer and what was quoted instead. The miss is made sure
+    here by a question whose labelled answer is another sentence."""
+    folder = tmp_path / "news"
+    folder.mkdir()
+    articles = (NEWS_QA / "articles.de.mini.jsonl").read_text(encoding="utf-8")
+    (folder / "articles.de.mini.jsonl").write_text(articles, encoding="utf-8")
+    text = json.loads(articles.splitlines()[0])["text"]
+    labelled = "Über den Kredit stimmt die Bevölkerung im kommenden Jahr ab."
+    start = text.index("Kredit")
+    rows = [
+        {"id": "miss", "question": "Wie viele Haltestellen hat die neue Tramlinie?",
+         "article_id": "news-1", "answer_start": start, "answer_end": start + 6},
+    ]  # fmt: skip
+    (folder / "qa.de-de.mini.jsonl").write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8"
+    )
+    result = Evaluation(library, folder, "mini").run_pair("de-de", negatives=False, misses=5)
+    (miss,) = result["misses"]
+    assert miss["question"] == "Wie viele Haltestellen hat die neue Tramlinie?"
+    assert miss["expected"] == labelled
+    assert "elf Haltestellen" in miss["first_quote"] and float(miss["score"]) > 0

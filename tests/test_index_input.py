@@ -53,9 +53,9 @@ def test_pasted_text_takes_its_title_from_the_first_line(library: Library) -> No
 
 
 def test_text_file(library: Library) -> None:
-    """A .txt file (the seed article) becomes a German article titled by its first line."""
+    """A .txt file (the seed article) becomes a German article titled by its headline."""
     article = library.add_file(CHAT, "artikel.txt", fixture_bytes(SEED_ARTICLE))
-    assert article.title.startswith("date 2025-03 1/6 Machen Wladimir Putin und Donald Trump")
+    assert article.title == "Russland bietet Trump Hilfe bei Kommunikation mit Iran an"
     assert article.language == "de" and article.source == "file"
     assert article.sentence_count >= 15
 

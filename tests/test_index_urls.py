@@ -165,10 +165,10 @@ def test_redirects_are_followed(library: Library, article_server: ArticleServer)
 
 
 def test_plain_text_page_is_an_article(library: Library, article_server: ArticleServer) -> None:
-    """A text/plain page is stored as it is, titled by its first line."""
+    """A text/plain page is stored as pasted text is, titled by its headline."""
     article = library.add_url(CHAT, article_server.url("plain"))
     assert article.language == "de"
-    assert article.title.startswith("date 2025-03 1/6 Machen Wladimir Putin")
+    assert article.title == "Russland bietet Trump Hilfe bei Kommunikation mit Iran an"
     assert "Russland hat sich bereiterklärt" in article.text
 
 

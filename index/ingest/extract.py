@@ -18,6 +18,7 @@ from courlan import normalize_url
 
 from index.config import Settings
 from index.errors import ArticleRejected
+from index.ingest.scraped import ScrapedText
 from index.language import detect_language
 from index.records import ArticleDraft, Origin
 
@@ -144,12 +145,21 @@ class ArticleExtractor:
     def from_text(
         self, text: str, origin: Origin | None = None, source: str = "text"
     ) -> ArticleDraft:
-        """A pasted or forwarded text; a forwarded one keeps its `origin` as author, link
-        (which also recognises the same post forwarded again) and date."""
-        text = unwrap_lines(clean_text(text))
+        """Pasted text, a text file or a forwarded post. What was scraped along with it is
+        left out (see `index.ingest.scraped`), so the headline is the first line; byline and
+        date become metadata. A forwarded post keeps its `origin` as author, link (which also
+        recognises the same post forwarded again) and date."""
+        scraped = ScrapedText.read(clean_text(text))
+        text = unwrap_lines(scraped.text)
         title = _first_line_title(text)
         if origin is None:
-            return self._draft(text, title=title, source=source)
+            return self._draft(
+                text,
+                title=title,
+                source=source,
+                author=scraped.author,
+                published=scraped.published,
+            )
         return self._draft(
             text,
             title=title,
