@@ -40,6 +40,7 @@ class Settings:
     min_article_words: int
     max_article_chars: int
     fetch_timeout_seconds: float
+    dns_timeout_seconds: float
     fetch_max_bytes: int
     fetch_max_redirects: int
     user_agent: str
