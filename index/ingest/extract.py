@@ -64,6 +64,11 @@ _CONSENT_KINDS = 2
 _CONSENT_WALL_WORDS = 400
 
 
+# Soft hyphens split words invisibly; control characters (other than line breaks and tabs)
+# are never text, and would make "sentences" that nothing but punctuation questions match.
+_INVISIBLE = re.compile(r"[\u00ad\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def canonical_url(url: str) -> str:
     """The URL without tracking parameters or fragment, so reposted links are recognised."""
     try:
@@ -105,9 +110,10 @@ def text_fingerprint(text: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """Unify line breaks and trim lines; the result is what is stored and quoted from."""
+    """Unify line breaks, drop control characters and trim lines; the result is what is
+    stored and quoted from."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = text.replace("\u00ad", "")  # soft hyphens split words invisibly
+    text = _INVISIBLE.sub("", text)
     lines = [line.strip() for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -233,6 +239,9 @@ def _looks_like_wall(text: str, words: int) -> bool:
     return sum(1 for phrase in _CONSENT_PHRASES if phrase.search(text)) >= _CONSENT_KINDS
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def decode_text(data: bytes) -> str:
     """UTF-8 text (or UTF-16 with its byte order mark, as Windows saves "Unicode" text), or a
     clear refusal for binary data and other encodings."""
@@ -249,10 +258,8 @@ def decode_text(data: bytes) -> str:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ArticleRejected("not_utf8") from None
-    controls = sum(
-        1 for ch in text[:65536] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"
-    )
-    if controls > max(8, len(text[:65536]) // 100):
+    controls = len(_CONTROL.findall(text))
+    if controls > max(8, len(text) // 100):
         raise binary
     return text
 

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import re
+import struct
 import threading
 import uuid
 from pathlib import Path
@@ -34,6 +35,38 @@ class VectorSource(Protocol):
 
 def _new_index(dimension: int) -> faiss.IndexIDMap2:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+
+# The header faiss writes for an index: kind, dimension, vector count, two unused counts,
+# whether it is trained, the metric.
+_HEADER = struct.Struct("<4siqqq?i")
+
+
+def _read(path: Path) -> faiss.IndexIDMap2:
+    """The index in `path`, if its size fields agree with its length (else RuntimeError).
+
+    faiss allocates whatever a size field says before reading the data: a damaged field would
+    ask for gigabytes (or fail with MemoryError) instead of being seen as damage."""
+    data = path.read_bytes()
+    try:
+        outer = _HEADER.unpack_from(data, 0)
+        inner = _HEADER.unpack_from(data, _HEADER.size)
+        (floats,) = struct.unpack_from("<Q", data, 2 * _HEADER.size)
+        ids_at = 2 * _HEADER.size + 8 + 4 * floats
+        (id_count,) = struct.unpack_from("<Q", data, ids_at)
+    except struct.error:
+        raise RuntimeError("truncated") from None
+    dimension, count = inner[1], inner[2]
+    consistent = (
+        (outer[0], inner[0]) == (b"IxM2", b"IxFI")
+        and dimension > 0
+        and outer[2] == count == id_count
+        and floats == count * dimension
+        and len(data) == ids_at + 8 + 8 * count
+    )
+    if not consistent:
+        raise RuntimeError("size fields disagree with the file")
+    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
 
 
 class VectorFiles:
@@ -88,14 +121,14 @@ class VectorFiles:
         removing = empty if removing is None else np.asarray(removing, dtype=np.int64)
         if path.exists():
             try:
-                index = faiss.read_index(str(path))
+                index = _read(path)
                 stored = faiss.vector_to_array(index.id_map)
                 current = np.union1d(np.setdiff1d(stored, removing), adding)
                 in_step = len(np.unique(stored)) == len(stored)
                 if in_step and np.array_equal(current, expected):
                     return index
                 logger.warning("Vector file of chat %s is out of date; rebuilding", chat_id)
-            except (RuntimeError, AttributeError, MemoryError):  # damaged, or not IndexIDMap2
+            except (RuntimeError, AttributeError, MemoryError, OSError):  # damaged, or unreadable
                 logger.warning("Vector file of chat %s is unreadable; rebuilding", chat_id)
         ids, vectors = self._source.chat_vectors(chat_id, self.model)
         index = _new_index(vectors.shape[1] if len(ids) else 1)
