@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -306,14 +307,26 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        code = _run(args)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+    except BrokenPipeError:
+        # The reader stopped early (`articlebot ask --json ... | head -1`): nothing is wrong.
+        # Python flushes stdout again on exit, so it must go nowhere from now on.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.handler in (cmd_run, cmd_chat, cmd_migrate):
-        sys.exit(args.handler(settings, args))
+        return args.handler(settings, args)
     if args.handler is cmd_eval:
-        sys.exit(_run_eval(settings, args))
+        return _run_eval(settings, args)
     library = Library(settings)
     try:
-        sys.exit(args.handler(library, args))
+        return args.handler(library, args)
     finally:
         library.close()
 

@@ -45,6 +45,7 @@ class Settings:
     max_chars_per_chat: int
     max_adds_per_user_per_hour: int
     fetch_timeout_seconds: float
+    dns_timeout_seconds: float
     fetch_max_bytes: int
     fetch_max_redirects: int
     user_agent: str

@@ -76,6 +76,10 @@ _SENTENCES: dict[str, dict[str, str]] = {
         "de": "{host} liegt in einem privaten oder lokalen Netz; der Bot lädt nur öffentliche "
         "Webseiten.",
     },
+    "lookup_too_slow": {
+        "en": "Looking up the host {host} took longer than {seconds:g} seconds.",
+        "de": "Die Suche nach dem Host {host} dauerte länger als {seconds:g} Sekunden.",
+    },
     "cannot_connect": {
         "en": "Could not connect to {host}.",
         "de": "Keine Verbindung zu {host}.",

@@ -15,6 +15,11 @@ def _identifier() -> LanguageIdentifier:
     return LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
 
 
+def detectable_languages() -> frozenset[str]:
+    """Every language `detect_language` can return."""
+    return frozenset(_identifier().nb_classes)
+
+
 def detect_language(text: str, among: Collection[str] | None = None) -> str:
     """The most likely language of `text`, e.g. "de" or "en".
 

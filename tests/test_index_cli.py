@@ -190,6 +190,22 @@ def test_console_command_refuses_binary_junk_on_stdin(tmp_path: Path) -> None:
     assert b"Traceback" not in result.stderr
 
 
+def test_output_cut_short_by_the_reader_ends_quietly(tmp_path: Path) -> None:
+    """`articlebot ask --json ... | head -1`: the reader leaves before the answer is written;
+    the command ends without a traceback."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ARTICLEBOT_")}
+    environment |= {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+    environment["ARTICLEBOT_DATA_DIR"] = str(tmp_path / "data")
+    command = [sys.executable, "-c", "from bot.cli import main; main()", "ask", "--json", "Why?"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=PROJECT
+    )
+    process.stdout.close()  # like `head` after its first line
+    errors = process.stderr.read()
+    process.wait(timeout=120)
+    assert b"Traceback" not in errors and b"BrokenPipeError" not in errors
+
+
 # ---- eval -------------------------------------------------------------------------------------
 
 TINY_ARTICLES = [

@@ -4,6 +4,7 @@ each refused with a clear message while the library stays as it was."""
 from __future__ import annotations
 
 import random
+import re
 import string
 
 import pytest
@@ -130,6 +131,16 @@ def test_unsupported_file_types(stocked_library: Library, name: str) -> None:
     assert name in message and ".txt, .md, .html" in message
 
 
+def test_chinese_text_is_measured_in_characters(stocked_library: Library) -> None:
+    """Chinese puts no spaces between words: a short news item is an article, and a text too
+    short counts its characters."""
+    article = stocked_library.add_text(
+        CHAT, "伊朗外长周三抵达莫斯科。双方讨论了核问题，会谈持续了三个小时。"
+    )
+    assert article.language == "zh" and article.sentence_count == 2
+    assert "(4 words;" in refused_text(stocked_library, "伊朗外长。")
+
+
 @pytest.mark.parametrize("text", ["", "   \n\t  \n", "Trump trifft Putin", "... !!! ???"])
 def test_empty_or_too_short_text(stocked_library: Library, text: str) -> None:
     """Empty text and a three-word text are refused, saying how many words are needed."""
@@ -174,6 +185,28 @@ def test_binary_junk(stocked_library: Library, data: bytes) -> None:
     """Binary data sent as a text file is refused as binary (or as not UTF-8), not stored."""
     message = refused_file(stocked_library, "stdin.txt", data)
     assert "binary" in message or "not valid UTF-8" in message
+
+
+def test_control_characters_are_never_stored(stocked_library: Library) -> None:
+    """Control characters a text carries, also beyond its first 64 KB, are dropped: stored,
+    they would make "sentences" that win questions made of emoji or punctuation."""
+    filler = "Der Gemeinderat hat das Budget für das kommende Jahr genehmigt. " * 1100
+    junk = "\x01\x02\x03\x1b[0m\x7f\x85 🎉 ?!\n"
+    extractor = stocked_library.ingest.extractor
+    for draft in (
+        extractor.from_file("budget.txt", ("Budget\n" + filler + "\n" + junk + filler).encode()),
+        extractor.from_text("Budget\n" + junk + "Die Sitzung dauerte bis Mitternacht. " * 5),
+    ):
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", draft.text)
+        assert "🎉 ?!" in draft.text
+
+
+def test_text_mostly_binary_after_its_first_64_kb_is_refused(stocked_library: Library) -> None:
+    text = "Der Gemeinderat hat das Budget genehmigt. " * 1600
+    message = refused_file(
+        stocked_library, "budget.txt", text.encode() + bytes(range(1, 9)) * 20_000
+    )
+    assert "binary" in message
 
 
 def test_invalid_utf8(stocked_library: Library) -> None:

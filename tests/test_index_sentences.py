@@ -3,20 +3,22 @@ text, and exact character offsets, since every quote is a span of the stored tex
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from index.answer.quote import refers_back
-from index.config import Settings
+from index.config import load_settings
+from index.embeddings import Embedder
 from index.ingest.split import SentenceSplitter
+from index.language import detectable_languages
 from index.library import Library
-from tests.conftest import SEED_ARTICLE, fixture_text
+from index.records import ArticleDraft
+from tests.conftest import SEED_ARTICLE, fixture_text, settings_environ
 
 
 @pytest.fixture(scope="module")
 def splitter() -> SentenceSplitter:
-    from index.config import load_settings
-    from tests.conftest import settings_environ
-
     return SentenceSplitter(load_settings(settings_environ()))
 
 
@@ -194,11 +196,46 @@ def test_seed_article_keeps_its_quotation_together(splitter: SentenceSplitter) -
     assert "".join(found).replace(" ", "") == "".join(text.split())
 
 
-def test_unsupported_language_falls_back_to_generic_rules(settings: Settings) -> None:
-    """A language spaCy cannot split without extra packages (Japanese) still gets sentences."""
+def test_unsupported_language_falls_back_to_generic_rules(splitter: SentenceSplitter) -> None:
+    """A language spaCy cannot split without extra packages (Japanese) still gets sentences,
+    ended by the full-width full stop although no space follows it."""
     text = "今日は晴れです。明日は雨が降るでしょう。"
-    spans = SentenceSplitter(settings).split(text, "ja")
-    assert spans and all(0 <= s.start < s.end <= len(text) for s in spans)
+    assert sentences(splitter, text, "ja") == ["今日は晴れです。", "明日は雨が降るでしょう。"]
+
+
+def test_chinese_sentences_end_at_their_full_stops(splitter: SentenceSplitter) -> None:
+    text = "伊朗外长周三抵达莫斯科。双方讨论了核问题！会谈持续了三个小时。"
+    expected = ["伊朗外长周三抵达莫斯科。", "双方讨论了核问题！", "会谈持续了三个小时。"]
+    assert sentences(splitter, text, "zh") == expected
+
+
+# Several scripts, so each language's rules meet text of their own kind.
+_MIXED_SCRIPTS = (
+    "The talks in Moscow lasted three hours, et al. reported. Die Gespräche dauerten drei "
+    "Stunden. 伊朗外长周三抵达莫斯科。会谈持续了三个小时。今日は晴れです。"
+    "استمرت المحادثات ثلاث ساعات. बातचीत तीन घंटे चली। การเจรจาใช้เวลาสามชั่วโมง\n"
+    "Переговоры длились три часа. Οι συνομιλίες κράτησαν τρεις ώρες."
+)
+
+
+@pytest.fixture(scope="module")
+def polyglot(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Library]:
+    """One library for all languages: what their articles share is encoded only once."""
+    settings = load_settings(settings_environ())
+    library = Library(
+        settings.with_overrides(data_dir=tmp_path_factory.mktemp("polyglot")), embedder
+    )
+    yield library
+    library.close()
+
+
+@pytest.mark.parametrize("language", sorted(detectable_languages()))
+def test_every_detectable_language_can_be_added(polyglot: Library, language: str) -> None:
+    """Whatever language the detector names, the article is split and stored."""
+    text = f"Talks ({language})\n\n{_MIXED_SCRIPTS}"
+    draft = ArticleDraft(title="Talks", text=text, language=language, source="text")
+    article = polyglot.add_draft("readers", draft)
+    assert article.language == language and article.sentence_count >= 3
 
 
 def test_context_returns_neighbouring_sentences_verbatim(library: Library) -> None:

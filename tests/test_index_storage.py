@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from tests.conftest import SEED_ARTICLE, fixture_bytes, fixture_text, library_st
 
 pytestmark = pytest.mark.both_engines
 
+PROJECT = Path(__file__).resolve().parents[1]
 GERMAN = "de-chat"
 ENGLISH = "en-chat"
 IRAN_QUESTION = "Who is mediating with Iran?"
@@ -315,6 +318,48 @@ def test_chat_ids_that_look_alike_keep_separate_vector_files(
     assert vector_warnings(caplog) == []
 
 
+@pytest.mark.parametrize(
+    "chat", ["7" * 300, "-100" + "1" * 400, "ä/" * 200], ids=["digits", "group", "unicode"]
+)
+def test_a_very_long_chat_id_works(library: Library, reopen: Any, chat: str) -> None:
+    """Chat ids of hundreds of characters (the command line takes any): the chat keeps its
+    articles and answers, also after a restart."""
+    article = add_seed(library, chat)
+    assert_only_from(library.ask(chat, IRAN_QUESTION), [article])
+    library.close()
+    assert_only_from(reopen().ask(chat, IRAN_QUESTION), [article])
+
+
+@pytest.mark.embedded_only
+def test_a_vector_file_claiming_gigabytes_is_rebuilt_without_reading_them(
+    library: Library, settings: Settings
+) -> None:
+    """A damaged vector file whose size field claims 8 GB of vectors is seen as damaged and
+    rebuilt: faiss is never asked to read it (it would allocate those 8 GB first). Loaded in
+    a process of its own, so the memory it takes can be told apart."""
+    article = add_seed(library)
+    library.close()
+    path = faiss_file(settings, GERMAN)
+    data = bytearray(path.read_bytes())
+    data[74:82] = (2**31).to_bytes(8, "little")  # the vector data's length, in floats
+    path.write_bytes(bytes(data))
+    script = f"""
+import resource
+from index.storage.sqlite import SQLiteStorage
+from pathlib import Path
+storage = SQLiteStorage(Path({str(settings.data_dir)!r}))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(storage.vector_count({GERMAN!r}, {library.embedder.model_key!r}))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT, timeout=300
+    )
+    count, megabytes = (int(line) for line in result.stdout.split())
+    assert count == article.sentence_count
+    assert megabytes < 200, f"loading the file took {megabytes} MB"
+
+
 def test_articles_added_at_the_same_time(library: Library) -> None:
     """Articles posted to one chat at the same moment (the bot adds from several threads) all
     get their own number and are all searchable; the same text posted twice at once is stored
@@ -361,6 +406,7 @@ class CountingEmbedder:
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.calls: list[str] = []
+        self.passages: list[str] = []  # the texts encode_passages read
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.inner, name)
@@ -369,29 +415,52 @@ class CountingEmbedder:
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls.append(name)
+            if name == "encode_passages":
+                self.passages += args[0]
             return value(*args, **kwargs)
 
         return counted
 
 
-def test_sentences_are_embedded_only_once(settings: Settings, embedder: Embedder) -> None:
-    """The same article added to a second chat, or again after a restart, costs no model
-    time: its vectors come from the cache in SQLite."""
+REVISED_GERMAN = SHORT_GERMAN.replace("\nDer Kanton", "\n\nDer Kanton") + (
+    "\n\nDer Regierungsrat hat den Kredit am Dienstag ohne Gegenstimme bewilligt."
+)
+
+
+def test_a_revised_article_costs_model_time_only_for_what_changed(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """A chat adding a new version of one of its articles (a paragraph added): the passages it
+    holds already come from the cache in SQLite, also after a restart."""
     counting = CountingEmbedder(embedder)
     library = Library(settings, embedder=counting)  # type: ignore[arg-type]
-    library.add_text("a", SHORT_GERMAN)
-    assert counting.calls, "adding a new article runs the model"
-    used = len(counting.calls)
-
-    library.add_text("b", SHORT_GERMAN)
-    assert len(counting.calls) == used
+    first = SHORT_GERMAN.replace("\nDer Kanton", "\n\nDer Kanton")
+    library.add_text("a", first)
+    assert len(counting.passages) == 2, "title, then the paragraph"
+    library.add_text("a", REVISED_GERMAN)
+    assert counting.passages[2:] == [REVISED_GERMAN.rsplit("\n\n", 1)[1]]
     library.close()
 
     restarted = Library(settings, embedder=counting)  # type: ignore[arg-type]
-    restarted.add_text("c", SHORT_GERMAN)
-    assert len(counting.calls) == used
-    assert_only_from(restarted.ask("c", "Wie lang ist die Veloroute?"), restarted.articles("c"))
+    restarted.add_text("a", REVISED_GERMAN + " Baubeginn ist im Frühling.")
+    assert len(counting.passages) == 4
+    assert_only_from(restarted.ask("a", "Wie lang ist die Veloroute?"), restarted.articles("a"))
     restarted.close()
+
+
+def test_another_chats_articles_leave_no_trace_in_the_time_an_add_takes(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """Encodings are reused within a chat only: were they shared, a stranger could tell by
+    how fast an add is whether another chat holds that text. Another chat's copy costs the
+    same model work as the first."""
+    counting = CountingEmbedder(embedder)
+    library = Library(settings, embedder=counting)  # type: ignore[arg-type]
+    library.add_text("a", SHORT_GERMAN)
+    first = list(counting.passages)
+    library.add_text("b", SHORT_GERMAN)
+    assert counting.passages == first * 2
+    library.close()
 
 
 def test_answers_with_cached_vectors_match_fresh_ones(library: Library) -> None:
@@ -490,9 +559,10 @@ def test_forgetting_also_drops_what_the_model_made_of_the_articles(library: Libr
     def encodings() -> int:
         return library.storage._query("SELECT COUNT(*) FROM encodings")[0][0]
 
-    shared = encodings()
+    both = encodings()
     library.forget("a")
-    assert encodings() == shared, "chat b still uses them"
+    assert encodings() == both // 2, "chat b keeps its own"
+    assert library.ask("b", IRAN_QUESTION).found
     library.remove("b", 1)
     assert encodings() == 0
 

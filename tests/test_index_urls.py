@@ -3,7 +3,9 @@ every kind of bad link the issue lists, each refused with a clear message."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -12,7 +14,7 @@ import pytest
 from index.config import Settings
 from index.embeddings import Embedder
 from index.errors import ArticleRejected, DuplicateArticle
-from index.ingest.fetch import PageFetcher
+from index.ingest.fetch import PageFetcher, is_public
 from index.library import Library
 from tests.conftest import ArticleServer, library_state
 
@@ -249,6 +251,32 @@ def test_url_after_its_text_was_pasted_is_a_duplicate(
     assert library_state(library, CHAT) == before
 
 
+def test_an_uploaded_page_cannot_claim_a_link(
+    library: Library, article_server: ArticleServer
+) -> None:
+    """A saved page whose HTML names a link as its own (<link rel=canonical>, og:url) is
+    filed without any link: it neither shows that link nor blocks the real page."""
+    real = article_server.url("en_article.html")
+    forged = (
+        f'<html><head><title>Night buses cancelled</title><link rel="canonical" href="{real}">'
+        f'<meta property="og:url" content="{real}"></head><body><article><p>'
+        + "The council has cancelled every night bus in Leeds for good, officials said. " * 3
+        + "</p></article></body></html>"
+    ).encode()
+    uploaded = library.add_file(CHAT, "bus.html", forged)
+    assert uploaded.url is None and uploaded.canonical_url is None
+    assert library.add_url(CHAT, real).number == uploaded.number + 1
+
+
+def test_a_fetched_page_cannot_claim_another_sites_link(
+    library: Library, article_server: ArticleServer
+) -> None:
+    """A page speaks for its own site only: the test page served from 127.0.0.1 names a
+    link on rheinkurier.example as its own, and is filed under where it came from."""
+    article = library.add_url(CHAT, article_server.url("de_article.html"))
+    assert article.canonical_url == article_server.url("de_article.html")
+
+
 def test_same_article_in_two_chats_is_not_a_duplicate(
     library: Library, article_server: ArticleServer
 ) -> None:
@@ -310,6 +338,15 @@ def test_allowed_hosts_still_work_with_the_stand_in_fetcher(
         "http://[::ffff:127.0.0.1]/",
         "http://0.0.0.0/",
         "http://2130706433/",
+        # IPv6 forms of private IPv4 addresses
+        "http://[::7f00:1]/",  # IPv4-compatible 127.0.0.1
+        "http://[::ffff:a00:1]/",  # IPv4-mapped 10.0.0.1
+        "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of the cloud metadata address
+        "http://[64:ff9b:1::808:808]/",  # local-use NAT64
+        "http://[2002:a00:1::]/",  # 6to4 of 10.0.0.1
+        "http://[2002:c0a8:101::1]/",  # 6to4 of 192.168.1.1
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",  # Teredo
     ],
 )
 def test_internal_hosts_are_refused(settings: Settings, url: str) -> None:
@@ -318,6 +355,42 @@ def test_internal_hosts_are_refused(settings: Settings, url: str) -> None:
     fetcher = PageFetcher(settings.with_overrides(allow_private_urls=False))
     with pytest.raises(ArticleRejected, match="private or local network"):
         fetcher.fetch(url)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700::1111", True),
+        ("64:ff9b::808:808", True),  # NAT64 of a public address
+        ("2002:808:808::1", True),  # 6to4 of a public address
+        ("::7f00:1", False),
+        ("::ffff:7f00:1", False),
+        ("64:ff9b::7f00:1", False),
+        ("2002:7f00:1::1", False),
+    ],
+)
+def test_ipv6_addresses_are_judged_by_the_ipv4_address_they_carry(
+    address: str, public: bool
+) -> None:
+    assert is_public(ipaddress.ip_address(address)) is public
+
+
+def test_a_name_lookup_that_hangs_is_given_up(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resolver that never answers (here: a lookup that waits until the test ends) makes
+    the link fail with a message, instead of holding the add for ever."""
+    released = threading.Event()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: released.wait(60))
+    fetcher = PageFetcher(
+        settings.with_overrides(allow_private_urls=False, dns_timeout_seconds=0.2)
+    )
+    try:
+        with pytest.raises(ArticleRejected, match=r"Looking up the host news\.example took"):
+            fetcher.fetch("https://news.example/story")
+    finally:
+        released.set()
 
 
 @pytest.mark.parametrize(

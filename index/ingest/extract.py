@@ -12,9 +12,10 @@ import hashlib
 import re
 import unicodedata
 from pathlib import PurePath
+from urllib.parse import urlsplit
 
 import trafilatura
-from courlan import normalize_url
+from courlan import extract_domain, normalize_url
 
 from index.config import Settings
 from index.errors import ArticleRejected
@@ -28,6 +29,11 @@ HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 FILE_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES
 _MAX_TITLE = 200
 _WORD = re.compile(r"\w+")
+# Chinese characters and Japanese kana: these scripts put no spaces between words, so a word
+# is counted per character (a Chinese word is one or two of them).
+_UNSPACED_CHAR = re.compile(
+    r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
+)
 _NON_ARTICLE_HINTS = re.compile(
     r"javascript|cookie|captcha|browser|subscribe|abonn|anmelden|log ?in|sign ?in", re.I
 )
@@ -59,12 +65,42 @@ _CONSENT_KINDS = 2
 _CONSENT_WALL_WORDS = 400
 
 
+# Soft hyphens split words invisibly; control characters (other than line breaks and tabs)
+# are never text, and would make "sentences" that nothing but punctuation questions match.
+_INVISIBLE = re.compile(r"[\u00ad\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def canonical_url(url: str) -> str:
     """The URL without tracking parameters or fragment, so reposted links are recognised."""
     try:
         return normalize_url(url, strict=True)
     except ValueError:
         return url
+
+
+def count_words(text: str) -> int:
+    """How many words `text` has, for the length rules: runs of letters and digits, and each
+    character of a script written without spaces."""
+    unspaced = len(_UNSPACED_CHAR.findall(text))
+    return unspaced + len(_WORD.findall(_UNSPACED_CHAR.sub(" ", text) if unspaced else text))
+
+
+def _trusted_canonical(fetched: str, claimed: str | None) -> str:
+    """The canonical URL of a page fetched from `fetched` that names `claimed` as its own
+    (<link rel=canonical>, og:url). A page speaks only for its own site: a claim on another
+    site would file the page under that site's article, which is then refused as a duplicate.
+    (A file has no address at all, whatever its HTML claims.)"""
+    if claimed and _site(claimed) == _site(fetched):
+        return canonical_url(claimed)
+    return canonical_url(fetched)
+
+
+def _site(url: str) -> str | None:
+    """The registrable domain ("bbc.co.uk" for "www.bbc.co.uk"), or the host if it has none."""
+    try:
+        return extract_domain(url) or urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def text_fingerprint(text: str) -> str:
@@ -75,9 +111,10 @@ def text_fingerprint(text: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """Unify line breaks and trim lines; the result is what is stored and quoted from."""
+    """Unify line breaks, drop control characters and trim lines; the result is what is
+    stored and quoted from."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = text.replace("\u00ad", "")  # soft hyphens split words invisibly
+    text = _INVISIBLE.sub("", text)
     lines = [line.strip() for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -125,19 +162,18 @@ class ArticleExtractor:
             favor_precision=True,
         )
         text = clean_text(document.text or "") if document else ""
-        words = len(_WORD.findall(text))
+        words = count_words(text)
         if words < self.settings.min_article_words or _looks_like_wall(text, words):
             if url:
                 raise ArticleRejected("no_article_text_at", url=url)
             raise ArticleRejected("no_article_text")
         title = (document.title or "").strip() or _first_line_title(text)
-        link = url or document.url
         return self._draft(
             text,
             title=title,
             source=source,
-            url=link,
-            canonical_url=canonical_url(document.url or link) if link else None,
+            url=url,
+            canonical_url=_trusted_canonical(url, document.url) if url else None,
             author=document.author,
             published=document.date,
         )
@@ -200,7 +236,7 @@ class ArticleExtractor:
         author: str | None = None,
         published: str | None = None,
     ) -> ArticleDraft:
-        words = len(_WORD.findall(text))
+        words = count_words(text)
         if not text or words < self.settings.min_article_words:
             raise ArticleRejected("too_short", words=words, minimum=self.settings.min_article_words)
         if len(text) > self.settings.max_article_chars:
@@ -228,6 +264,9 @@ def _looks_like_wall(text: str, words: int) -> bool:
     return sum(1 for phrase in _CONSENT_PHRASES if phrase.search(text)) >= _CONSENT_KINDS
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def decode_text(data: bytes) -> str:
     """UTF-8 text (or UTF-16 with its byte order mark, as Windows saves "Unicode" text), or a
     clear refusal for binary data and other encodings."""
@@ -244,10 +283,8 @@ def decode_text(data: bytes) -> str:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ArticleRejected("not_utf8") from None
-    controls = sum(
-        1 for ch in text[:65536] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"
-    )
-    if controls > max(8, len(text[:65536]) // 100):
+    controls = len(_CONTROL.findall(text))
+    if controls > max(8, len(text) // 100):
         raise binary
     return text
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as LookupTimeout
 from contextlib import closing
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -31,6 +33,13 @@ FEED_TYPES = {
     "application/rdf+xml",
 }
 _REDIRECTS = {301, 302, 303, 307, 308}
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: IPv4-compatible (::/96)
+# and the well-known NAT64 prefix; a translator forwards them to that IPv4 address.
+_LAST_32_BITS_IPV4 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
+# The local-use NAT64 prefix (RFC 8215) leads only into the operator's own network.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+# Name lookups run here, so a hanging resolver costs a bounded number of threads.
+_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dns")
 _KINDS = {
     "application/pdf": "a PDF",
     "image/": "an image",
@@ -191,15 +200,45 @@ class PageFetcher:
             raise ArticleRejected("invalid_link")
         if self.settings.allow_private_urls:
             return None
-        try:
-            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, ValueError):
-            raise ArticleRejected("unknown_host", host=parts.hostname) from None
+        infos = self._look_up(parts.hostname, port)
         for info in infos:
-            address = ipaddress.ip_address(info[4][0].split("%")[0])
-            if not address.is_global:
+            if not is_public(ipaddress.ip_address(info[4][0].split("%")[0])):
                 raise ArticleRejected("private_host", host=parts.hostname)
         return infos[0][4][0]
+
+    def _look_up(self, host: str, port: int) -> list[tuple]:
+        """The host's addresses, within the configured time (the system resolver has none)."""
+        seconds = self.settings.dns_timeout_seconds
+        lookup = _LOOKUPS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        try:
+            return lookup.result(timeout=seconds)
+        except LookupTimeout:
+            lookup.cancel()
+            raise ArticleRejected("lookup_too_slow", host=host, seconds=seconds) from None
+        except (OSError, ValueError):  # gaierror; UnicodeError from a name IDNA refuses
+            raise ArticleRejected("unknown_host", host=host) from None
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether `address` is on the public internet, and so is any IPv4 address it stands for
+    (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo): "::7f00:1" is 127.0.0.1."""
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    if address in _LOCAL_NAT64:
+        return False
+    return all(embedded.is_global for embedded in _embedded_ipv4(address))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to, by the standard ways of carrying one."""
+    embedded = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    if address.teredo:
+        embedded += address.teredo  # (server, client)
+    if any(address in prefix for prefix in _LAST_32_BITS_IPV4):
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
 
 
 def _pinned(request: httpx.Request, address: str) -> httpx.Request:

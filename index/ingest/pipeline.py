@@ -68,7 +68,7 @@ class IngestPipeline:
         if not spans:
             raise ArticleRejected("no_sentences")
         passages, keys, encodings, new = self.encoder.run(
-            draft.text, [(s.start, s.end) for s in spans]
+            chat_id, draft.text, [(s.start, s.end) for s in spans]
         )
         sentences = [
             EncodedSentence(span.start, span.end, span.paragraph, passage, key, encoding)
@@ -94,7 +94,7 @@ class IngestPipeline:
             sentences = self.storage.sentences_of(article_id)
             logger.info("Chat %s: encoding #%d with the current model", chat_id, article.number)
             passages, keys, _encodings, new = self.encoder.run(
-                article.text, [(s.start, s.end) for s in sentences]
+                chat_id, article.text, [(s.start, s.end) for s in sentences]
             )
             readings = [
                 (s.id, passage, key)

@@ -17,8 +17,9 @@ try:
     from spacy.language import Language
     from spacy.symbols import ORTH
     from spacy.tokens import Doc
+    from spacy.util import compile_infix_regex
 finally:
     if _HIDE:
         del sys.modules["torch"]
 
-__all__ = ["ORTH", "Doc", "Language", "spacy"]
+__all__ = ["ORTH", "Doc", "Language", "compile_infix_regex", "spacy"]

@@ -14,7 +14,7 @@ import re
 import threading
 
 from index.config import Settings
-from index.ingest.spacy_without_torch import ORTH, Doc, Language, spacy
+from index.ingest.spacy_without_torch import ORTH, Doc, Language, compile_infix_regex, spacy
 from index.records import SentenceSpan
 
 _PARAGRAPH = re.compile(r"[^\n]+")
@@ -30,6 +30,10 @@ _ABBREVIATED = re.compile(r"etc|[IVXLCDM]{2,}")
 # Numbers that are not ordinals although a full stop follows them: years and amounts of three
 # or more digits, thousands ("12.000"), scores and decimals ("3:1", "2,5").
 _NOT_ORDINAL = re.compile(r"\d{3,}|\d{1,3}(?:\.\d{3})+|\d+(?:[:,]\d+)+")
+# Sentence-final marks of scripts written without spaces ("。", "！", "？", half-width "｡"):
+# the multilingual tokenizer would otherwise leave them inside a token, where the
+# sentencizer cannot see them.
+_UNSPACED_SENTENCE_ENDS = r"[。｡！？]"
 
 
 @Language.component("articlebot_numbers_end_sentences")
@@ -117,10 +121,11 @@ class SentenceSplitter:
             return spacy.load(trained, exclude=["ner", "lemmatizer", "textcat"])
         try:
             nlp = spacy.blank(language)
-        except ImportError:  # a language spaCy has no rules for
-            nlp = spacy.blank("xx")
-        # "et al." is the commonest abbreviation spaCy's rules miss, in every language.
-        nlp.tokenizer.add_special_case("al.", [{ORTH: "al."}])
+        except ImportError:  # no rules for the language, or they need a package not installed
+            nlp = _multilingual()
+        if hasattr(nlp.tokenizer, "add_special_case"):  # not the Chinese character tokenizer
+            # "et al." is the commonest abbreviation spaCy's rules miss, in every language.
+            nlp.tokenizer.add_special_case("al.", [{ORTH: "al."}])
         nlp.add_pipe("sentencizer")
         nlp.add_pipe("articlebot_abbreviations_go_on")
         nlp.add_pipe("articlebot_numbers_end_sentences")
@@ -139,6 +144,15 @@ class SentenceSplitter:
                 for start, end in _bounded(match.group(), *sentence, limit):
                     spans.append(SentenceSpan(match.start() + start, match.start() + end, number))
         return spans
+
+
+def _multilingual() -> Language:
+    """spaCy's multilingual rules, which also end sentences at "。" or "！" between words of
+    scripts written without spaces (Japanese, whose own tokenizer needs SudachiPy)."""
+    nlp = spacy.blank("xx")
+    infixes = [*nlp.Defaults.infixes, _UNSPACED_SENTENCE_ENDS]
+    nlp.tokenizer.infix_finditer = compile_infix_regex(infixes).finditer
+    return nlp
 
 
 def _merge_open_quotes(

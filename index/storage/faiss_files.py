@@ -111,6 +111,36 @@ class ApproximateIndex:
         return scores[0][found], ids[0][found]
 
 
+# A vector file is this mark, the SHA-256 of the faiss index that follows, then the index.
+# faiss allocates whatever a size field inside says before reading the data, so a damaged
+# field would ask for gigabytes; the digest shows damage before faiss reads a byte.
+_MARK = b"articlebot-vectors-1\n"
+_DIGEST_BYTES = 32
+
+
+class _OlderFile(Exception):
+    """A vector file of an earlier version (plain faiss, without the mark)."""
+
+
+def _read(path: Path) -> faiss.IndexIDMap2:
+    """The index in `path`, if it is whole (RuntimeError if not, _OlderFile if unmarked)."""
+    data = path.read_bytes()
+    if not data.startswith(_MARK):
+        raise _OlderFile
+    digest, index = (
+        data[len(_MARK) : len(_MARK) + _DIGEST_BYTES],
+        data[len(_MARK) + _DIGEST_BYTES :],
+    )
+    if hashlib.sha256(index).digest() != digest:
+        raise RuntimeError("the file does not match its digest")
+    return faiss.deserialize_index(np.frombuffer(index, dtype=np.uint8))
+
+
+def _file_bytes(index: faiss.IndexIDMap2) -> bytes:
+    data = faiss.serialize_index(index).tobytes()
+    return _MARK + hashlib.sha256(data).digest() + data
+
+
 class VectorFiles:
     """Per-chat exact inner-product search (vectors are normalised, so this is cosine).
 
@@ -173,14 +203,16 @@ class VectorFiles:
         path = self._path(chat_id)
         if path.exists():
             try:
-                index = faiss.read_index(str(path))
+                index = _read(path)
                 if _in_step(index, expected, adding, removing) and _current_kind(index):
                     return index
                 if not _current_kind(index):
                     logger.info("Vector file of chat %s is of an older kind; rebuilding", chat_id)
                 else:
                     logger.warning("Vector file of chat %s is out of date; rebuilding", chat_id)
-            except (RuntimeError, AttributeError, MemoryError):  # damaged, or not IndexIDMap2
+            except _OlderFile:
+                logger.info("Vector file of chat %s is of an older kind; rebuilding", chat_id)
+            except (RuntimeError, AttributeError, MemoryError, OSError):  # damaged, unreadable
                 logger.warning("Vector file of chat %s is unreadable; rebuilding", chat_id)
         ids, vectors = self._source.chat_vectors(chat_id, self.model)
         index = _new_index(vectors.shape[1] if len(ids) else 1)
@@ -196,7 +228,7 @@ class VectorFiles:
         path = self._path(chat_id)
         temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
         try:
-            faiss.write_index(index, str(temporary))
+            temporary.write_bytes(_file_bytes(index))
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
