@@ -106,7 +106,6 @@ CREATE TABLE adds (
     at REAL NOT NULL                -- seconds since the epoch
 );
 CREATE INDEX adds_by_user ON adds (user_id, at);
-);
 """,
     ),
     Migration(
@@ -273,7 +272,6 @@ CREATE TABLE adds (
     at DOUBLE PRECISION NOT NULL    -- seconds since the epoch
 );
 CREATE INDEX adds_by_user ON adds (user_id, at);
-);
 """,
     ),
     Migration(
