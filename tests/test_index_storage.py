@@ -526,7 +526,9 @@ def test_a_data_folder_of_the_first_release_is_upgraded_in_place(
     old.executescript(
         "DROP TABLE answer_messages; DROP TABLE latest_answers; DROP INDEX articles_by_request;"
         " DROP TABLE adds; ALTER TABLE articles DROP COLUMN request; DROP TABLE feed_items;"
-        " DROP TABLE feeds; DROP TABLE chat_settings; PRAGMA user_version = 4;"
+        " DROP TABLE feeds; DROP TABLE chat_settings; DROP INDEX encodings_full;"
+        " ALTER TABLE encodings DROP COLUMN format; DROP TABLE token_codebooks;"
+        " PRAGMA user_version = 4;"
     )
     old.close()
 
