@@ -53,7 +53,7 @@ class FakeLibrary:
     Which question follows up on which answer is the index's call (tests/test_index_followup)."""
 
     def __init__(self) -> None:
-        self.settings = SimpleNamespace(max_quotes=3)
+        self.settings = SimpleNamespace(max_quotes=3, feed_check_seconds=60.0)
         self.asked: list[tuple[str, str, int | None, bool]] = []
         self.chats: dict[str, list[Article]] = {}
         self.memory = FakeMemory()
