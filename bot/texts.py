@@ -48,8 +48,9 @@ _TEXTS: dict[str, dict[str, str]] = {
     "help_group": {
         ENGLISH: (
             "I answer questions about the news articles of this group, quoting their "
-            "sentences word for word. I don't read your conversation: I only see commands, "
-            "messages that mention me and replies to my messages.\n\n"
+            "sentences word for word. I don't act on your conversation: I answer commands, "
+            "messages that mention me and replies to my messages (and, with /collect on, I "
+            "add the links you post).\n\n"
             "<b>Add an article:</b> /add followed by a link or the article's text, or reply "
             "/add to a message that holds one (a forwarded post too), or send a file with the "
             "caption /add.\n"
@@ -61,8 +62,9 @@ _TEXTS: dict[str, dict[str, str]] = {
         ),
         GERMAN: (
             "Ich beantworte Fragen zu den Artikeln dieser Gruppe mit wörtlichen Zitaten. "
-            "Eure Unterhaltung lese ich nicht: Ich sehe nur Befehle, Nachrichten, die mich "
-            "erwähnen, und Antworten auf meine Nachrichten.\n\n"
+            "Auf eure Unterhaltung reagiere ich nicht: Ich antworte auf Befehle, Nachrichten, "
+            "die mich erwähnen, und Antworten auf meine Nachrichten (und mit /collect on "
+            "nehme ich eure Links auf).\n\n"
             "<b>Artikel hinzufügen:</b> /add mit einem Link oder dem Text des Artikels, oder "
             "/add als Antwort auf eine Nachricht mit Link oder Text (auch einen "
             "weitergeleiteten Beitrag), oder eine Datei mit der Beschriftung /add.\n"
