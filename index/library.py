@@ -80,8 +80,16 @@ class Library:
             chat_id, lambda: self.ingest.extractor.from_file(name, data), added_by, request
         )
 
-    def add_draft(self, chat_id: str, draft: ArticleDraft, added_by: str | None = None) -> Article:
-        return self._add(chat_id, lambda: draft, added_by, None)
+    def add_draft(
+        self,
+        chat_id: str,
+        draft: ArticleDraft,
+        added_by: str | None = None,
+        cache_scope: str | None = None,
+    ) -> Article:
+        """Add an extracted article. Chats that trust each other (the evaluation's) may name
+        one `cache_scope` to share encodings; by default each chat has its own."""
+        return self._add(chat_id, lambda: draft, added_by, None, cache_scope)
 
     def _add(
         self,
@@ -89,12 +97,13 @@ class Library:
         draft: Callable[[], ArticleDraft],
         added_by: str | None,
         request: str | None,
+        cache_scope: str | None = None,
     ) -> Article:
         """Add the article `draft` makes (fetching, reading), unless `request` stored one."""
         self.memory.interrupt(chat_id)
         if request is not None and (earlier := self.storage.stored_for(chat_id, request)):
             return earlier
-        return self.ingest.add(chat_id, draft(), added_by, request)
+        return self.ingest.add(chat_id, draft(), added_by, request, cache_scope)
 
     # Reading and removing
 

@@ -53,7 +53,7 @@ def _read(path: Path) -> faiss.IndexIDMap2:
         inner = _HEADER.unpack_from(data, _HEADER.size)
         (floats,) = struct.unpack_from("<Q", data, 2 * _HEADER.size)
         ids_at = 2 * _HEADER.size + 8 + 4 * floats
-        (id_count,) = struct.unpack_from("<Q", data, ids_at)
+        (id_count,) = struct.unpack_from("<Q", data, min(ids_at, len(data)))
     except struct.error:
         raise RuntimeError("truncated") from None
     dimension, count = inner[1], inner[2]
