@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.library import Library
-from index.records import Answer, ArticleDraft
+from index.records import Answer, Article, ArticleDraft
 
 RECALL_AT = (1, 3, 5)
 MRR_AT = 10
@@ -151,6 +151,7 @@ class Evaluation:
         self.progress = progress or _no_progress
         self._article_ids: dict[str, dict[str, int]] = {}
         # Chats of this run only: on a shared database, other libraries are never touched.
+        # They share one encoding cache, so each article is read by the model once.
         self._run = uuid.uuid4().hex[:8]
         self._chats: set[str] = set()
 
@@ -158,6 +159,9 @@ class Evaluation:
         chat = f"eval-{self._run}-{language}" + (f"-{purpose}" if purpose else "")
         self._chats.add(chat)
         return chat
+
+    def _add(self, chat: str, draft: ArticleDraft) -> Article:
+        return self.library.add_draft(chat, draft, cache_scope=self._run)
 
     def close(self) -> None:
         """Remove the libraries this evaluation built."""
@@ -173,7 +177,7 @@ class Evaluation:
         self.library.forget(chat)
         ids = {}
         for article in self.progress(articles, f"indexing {language} articles", len(articles)):
-            ids[article.article_id] = self.library.add_draft(chat, _draft(article)).id
+            ids[article.article_id] = self._add(chat, _draft(article)).id
         self._article_ids[language] = ids
         return ids
 
@@ -237,7 +241,7 @@ class Evaluation:
         chat = self._chat(language, "absent")
         self.library.forget(chat)
         drafts = {a.article_id: _draft(a) for a in load_articles(self.folder, language, self.split)}
-        numbers = {key: self.library.add_draft(chat, draft).number for key, draft in drafts.items()}
+        numbers = {key: self._add(chat, draft).number for key, draft in drafts.items()}
         scores = []
         for left_out, group in self.progress(
             list(by_article.items()), "asking without the answering article", len(by_article)
@@ -248,7 +252,7 @@ class Evaluation:
                 answer = self.library.ask(chat, question.question)
                 scores.append(answer.quotes[0].score if answer.quotes else 0.0)
             if left_out in drafts:
-                numbers[left_out] = self.library.add_draft(chat, drafts[left_out]).number
+                numbers[left_out] = self._add(chat, drafts[left_out]).number
         self.library.forget(chat)
         return scores
 

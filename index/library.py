@@ -94,8 +94,16 @@ class Library:
             chat_id, lambda: self.ingest.extractor.from_file(name, data), added_by, request
         )
 
-    def add_draft(self, chat_id: str, draft: ArticleDraft, added_by: str | None = None) -> Article:
-        return self._add(chat_id, lambda: draft, added_by, None)
+    def add_draft(
+        self,
+        chat_id: str,
+        draft: ArticleDraft,
+        added_by: str | None = None,
+        cache_scope: str | None = None,
+    ) -> Article:
+        """Add an extracted article. Chats that trust each other (the evaluation's) may name
+        one `cache_scope` to share encodings; by default each chat has its own."""
+        return self._add(chat_id, lambda: draft, added_by, None, cache_scope)
 
     def _add(
         self,
@@ -103,6 +111,7 @@ class Library:
         draft: Callable[[], ArticleDraft],
         added_by: str | None,
         request: str | None,
+        cache_scope: str | None = None,
     ) -> Article:
         """Add the article `draft` makes (fetching, reading), unless `request` stored one,
         within the quotas."""
@@ -112,7 +121,7 @@ class Library:
         self.quotas.admit(chat_id, added_by)
         made = draft()
         self.quotas.fits(chat_id, len(made.text))
-        return self.ingest.add(chat_id, made, added_by, request)
+        return self.ingest.add(chat_id, made, added_by, request, cache_scope)
 
     # Reading and removing
 

@@ -6,6 +6,7 @@ quotes are verbatim. A handful of examples per kind, so this runs with the rest 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -109,11 +110,13 @@ def test_links(library: Library, article_server: ArticleServer, link: str) -> No
 @given(question=TEXTS)
 @example(question="🎉🎉🎉 ?!")
 @example(question="Wer vermittelt? " * 5_000)
+@example(question="\u200b \u2060")
 def test_questions(library: Library, question: str) -> None:
     answer = library.ask(CHAT, question)
     article = library.articles(CHAT)[0]
     for quote in answer.quotes:
         assert quote.text == article.text[quote.start : quote.end]
+        assert math.isfinite(quote.score)
 
 
 def test_the_fuzzed_library_is_intact(library: Library) -> None:

@@ -406,7 +406,7 @@ class CountingEmbedder:
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.calls: list[str] = []
-        self.passages: list[str] = []  # the texts encode_passages read
+        self.read: list[str] = []  # the passages encode_passages read
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.inner, name)
@@ -416,7 +416,7 @@ class CountingEmbedder:
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls.append(name)
             if name == "encode_passages":
-                self.passages += args[0]
+                self.read += args[0]
             return value(*args, **kwargs)
 
         return counted
@@ -436,14 +436,14 @@ def test_a_revised_article_costs_model_time_only_for_what_changed(
     library = Library(settings, embedder=counting)  # type: ignore[arg-type]
     first = SHORT_GERMAN.replace("\nDer Kanton", "\n\nDer Kanton")
     library.add_text("a", first)
-    assert len(counting.passages) == 2, "title, then the paragraph"
+    assert len(counting.read) == 2, "title, then the paragraph"
     library.add_text("a", REVISED_GERMAN)
-    assert counting.passages[2:] == [REVISED_GERMAN.rsplit("\n\n", 1)[1]]
+    assert counting.read[2:] == [REVISED_GERMAN.rsplit("\n\n", 1)[1]]
     library.close()
 
     restarted = Library(settings, embedder=counting)  # type: ignore[arg-type]
     restarted.add_text("a", REVISED_GERMAN + " Baubeginn ist im Frühling.")
-    assert len(counting.passages) == 4
+    assert len(counting.read) == 4
     assert_only_from(restarted.ask("a", "Wie lang ist die Veloroute?"), restarted.articles("a"))
     restarted.close()
 
@@ -457,9 +457,9 @@ def test_another_chats_articles_leave_no_trace_in_the_time_an_add_takes(
     counting = CountingEmbedder(embedder)
     library = Library(settings, embedder=counting)  # type: ignore[arg-type]
     library.add_text("a", SHORT_GERMAN)
-    first = list(counting.passages)
+    first = list(counting.read)
     library.add_text("b", SHORT_GERMAN)
-    assert counting.passages == first * 2
+    assert counting.read == first * 2
     library.close()
 
 

@@ -85,11 +85,12 @@ def _match(
     query: np.ndarray, weights: np.ndarray, tokens: TokenVectors
 ) -> tuple[float, np.ndarray]:
     """Weighted mean of each query token's best similarity, and which token it matched."""
-    if len(tokens.ids) == 0:
+    total = weights.sum()
+    if len(tokens.ids) == 0 or total <= 0:  # total 0: a question of invisible characters only
         return 0.0, np.zeros(len(weights), dtype=np.int64)
     similarity = query @ tokens.vectors.astype(np.float32).T
     best = similarity.argmax(axis=1)
-    score = float((similarity[np.arange(len(best)), best] * weights).sum() / weights.sum())
+    score = float((similarity[np.arange(len(best)), best] * weights).sum() / total)
     return score, best
 
 

@@ -38,8 +38,9 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 _LAST_32_BITS_IPV4 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
 # The local-use NAT64 prefix (RFC 8215) leads only into the operator's own network.
 _LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
-# Name lookups run here, so a hanging resolver costs a bounded number of threads.
-_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dns")
+# Name lookups run here, so a hanging resolver costs a bounded number of threads; more than
+# adds ever run at once, so slow names a stranger sends do not hold up everyone's links.
+_LOOKUPS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dns")
 _KINDS = {
     "application/pdf": "a PDF",
     "image/": "an image",

@@ -58,8 +58,10 @@ class IngestPipeline:
         draft: ArticleDraft,
         added_by: str | None = None,
         request: str | None = None,
+        cache_scope: str | None = None,
     ) -> Article:
-        """Split, encode and store an article; refuses duplicates and texts without sentences."""
+        """Split, encode and store an article; refuses duplicates and texts without sentences.
+        Encodings are reused within `cache_scope`, by default the chat."""
         text_hash = text_fingerprint(draft.text)
         existing = self.storage.find_duplicate(chat_id, draft.canonical_url, text_hash)
         if existing:
@@ -68,7 +70,7 @@ class IngestPipeline:
         if not spans:
             raise ArticleRejected("no_sentences")
         passages, keys, encodings, new = self.encoder.run(
-            chat_id, draft.text, [(s.start, s.end) for s in spans]
+            cache_scope or chat_id, draft.text, [(s.start, s.end) for s in spans]
         )
         sentences = [
             EncodedSentence(span.start, span.end, span.paragraph, passage, key, encoding)
