@@ -42,7 +42,7 @@ def rss_mb() -> float:
 def article(number: int) -> ArticleDraft:
     """One "sentence" of ARTICLE_CHARS characters: words without a full stop."""
     text = (f"Bericht {number:02d} " + WORDS * (ARTICLE_CHARS // len(WORDS) + 1))[:ARTICLE_CHARS]
-    return ArticleDraft(f"Bericht {number:02d}", text.rstrip() + "x", "de", "text")
+    return ArticleDraft(f"Bericht {number:02d}", text, "de", "text")
 
 
 def main() -> None:
