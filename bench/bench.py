@@ -54,8 +54,8 @@ def measure(mode: str, data: Path, split: str, pairs: list[str]) -> dict:
                 latencies.append(1000 * (time.perf_counter() - started))
                 questions.append((chat, question.question))
         library.close()
-        startup = _startup_seconds(settings.data_dir, mode)
-        serving_rss = _serving_peak_rss_mb(settings.data_dir, mode, questions[::3][:200])
+        startup = _startup_seconds(settings, mode)
+        serving_rss = _serving_peak_rss_mb(settings, mode, questions[::3][:200])
     return {
         "mode": mode,
         "encoder": settings.encoder,
@@ -100,10 +100,10 @@ print(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 """
 
 
-def _serving_peak_rss_mb(data_dir: Path, mode: str, questions: list[tuple[str, str]]) -> int:
+def _serving_peak_rss_mb(settings: Settings, mode: str, questions: list[tuple[str, str]]) -> int:
     """Peak memory of a new serving process: model loaded, the library open, the questions
     asked (what a bot that only answers needs)."""
-    environment = {**os.environ, "ARTICLEBOT_DATA_DIR": str(data_dir), "ARTICLEBOT_RANKING": mode}
+    environment = _environment(settings, mode)
     result = subprocess.run(
         [sys.executable, "-c", _SERVE],
         input="\n".join(f"{chat}\t{question}" for chat, question in questions),
@@ -116,13 +116,19 @@ def _serving_peak_rss_mb(data_dir: Path, mode: str, questions: list[tuple[str, s
     return int(result.stdout.strip().splitlines()[-1])
 
 
-def _startup_seconds(data_dir: Path, mode: str) -> float:
-    """A new `articlebot ask` process on the filled library, from launch to its answer."""
-    environment = {
+def _environment(settings: Settings, mode: str) -> dict[str, str]:
+    """What a new process needs to open the measured library as the bench did."""
+    return {
         **os.environ,
-        "ARTICLEBOT_DATA_DIR": str(data_dir),
+        "ARTICLEBOT_DATA_DIR": str(settings.data_dir),
         "ARTICLEBOT_RANKING": mode,
+        "ARTICLEBOT_ENCODER": settings.encoder,
     }
+
+
+def _startup_seconds(settings: Settings, mode: str) -> float:
+    """A new `articlebot ask` process on the filled library, from launch to its answer."""
+    environment = _environment(settings, mode)
     started = time.perf_counter()
     subprocess.run(
         [
