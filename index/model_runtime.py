@@ -1,4 +1,4 @@
-"""The two ways to run the embedding model: int8 with ONNX Runtime (the default) or fp32 PyTorch.
+"""The two ways to run the embedding model: fp32 PyTorch (the default) or int8 ONNX Runtime.
 
 Both turn token ids into the model's last hidden states; tokenising, pooling and the token
 vectors used for re-ranking are the embedder's and the same for both, so every vector of a

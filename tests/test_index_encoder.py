@@ -1,4 +1,4 @@
-"""The encoder: int8 ONNX Runtime by default, fp32 PyTorch by config. Both answer alike, the
+"""The encoder: fp32 PyTorch by default, int8 ONNX Runtime by config. Both answer alike, the
 int8 export is made once, switching keeps every article answerable, and a serving process
 with the int8 encoder never loads PyTorch."""
 
@@ -35,8 +35,13 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def fp32_embedder() -> Embedder:
-    model = Embedder(load_settings(settings_environ()).with_overrides(encoder="fp32"))
+def fp32_embedder(embedder: Embedder) -> Embedder:
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def int8_embedder() -> Embedder:
+    model = Embedder(load_settings(settings_environ()).with_overrides(encoder="int8"))
     model.warm_up()
     return model
 
@@ -50,26 +55,29 @@ def stocked(settings: Settings, embedder: Embedder) -> Library:
 
 @pytest.fixture
 def both(
-    tmp_path: Path, embedder: Embedder, fp32_embedder: Embedder, request: pytest.FixtureRequest
+    tmp_path: Path,
+    int8_embedder: Embedder,
+    fp32_embedder: Embedder,
+    request: pytest.FixtureRequest,
 ) -> Iterator[tuple[Library, Library]]:
     """The same two articles in a library read by the int8 encoder and in one read by fp32."""
-    int8 = stocked(engine_settings(tmp_path / "int8", "sqlite", request), embedder)
+    int8 = stocked(engine_settings(tmp_path / "int8", "sqlite", request), int8_embedder)
     fp32 = stocked(engine_settings(tmp_path / "fp32", "sqlite", request), fp32_embedder)
     yield int8, fp32
     int8.close()
     fp32.close()
 
 
-def test_int8_is_the_default_and_fp32_is_selectable(
-    embedder: Embedder, fp32_embedder: Embedder
+def test_fp32_is_the_default_and_int8_is_selectable(
+    int8_embedder: Embedder, fp32_embedder: Embedder
 ) -> None:
-    """By default the model runs as int8 ONNX; `encoder = "fp32"` runs it in PyTorch. Their
+    """By default the model runs in PyTorch; `encoder = "int8"` runs it as int8 ONNX. Their
     vectors are kept apart (another model key), and both give 384 values."""
-    assert embedder.settings.encoder == "int8"
-    assert isinstance(embedder._runner, OnnxRunner)
+    assert fp32_embedder.settings.encoder == "fp32"
+    assert isinstance(int8_embedder._runner, OnnxRunner)
     assert isinstance(fp32_embedder._runner, TorchRunner)
-    assert embedder.model_key != fp32_embedder.model_key
-    assert embedder.dimension == fp32_embedder.dimension == 384
+    assert int8_embedder.model_key != fp32_embedder.model_key
+    assert int8_embedder.dimension == fp32_embedder.dimension == 384
 
 
 def test_int8_answers_like_fp32(both: tuple[Library, Library]) -> None:
@@ -83,11 +91,11 @@ def test_int8_answers_like_fp32(both: tuple[Library, Library]) -> None:
         assert abs(fast.quotes[0].score - exact.quotes[0].score) < 0.03, question
 
 
-def test_int8_token_vectors_follow_fp32(embedder: Embedder, fp32_embedder: Embedder) -> None:
+def test_int8_token_vectors_follow_fp32(int8_embedder: Embedder, fp32_embedder: Embedder) -> None:
     """The token vectors re-ranking matches come from the same int8 pass and point where the
     fp32 ones do (cosine well above what separates matching from unrelated words)."""
     question = "Who is mediating between Washington and Tehran?"
-    fast, exact = embedder.encode_query(question), fp32_embedder.encode_query(question)
+    fast, exact = int8_embedder.encode_query(question), fp32_embedder.encode_query(question)
     assert np.array_equal(fast.tokens.ids, exact.tokens.ids)
     assert float(fast.vector @ exact.vector) > 0.98
     tokens = np.sum(
@@ -97,33 +105,37 @@ def test_int8_token_vectors_follow_fp32(embedder: Embedder, fp32_embedder: Embed
 
 
 def test_switching_encoder_keeps_articles_answerable(
-    tmp_path: Path, embedder: Embedder, fp32_embedder: Embedder, request: pytest.FixtureRequest
+    tmp_path: Path,
+    int8_embedder: Embedder,
+    fp32_embedder: Embedder,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """A library filled with fp32 (today's data folders) answers after the switch to int8:
+    """A library filled with fp32 (today's data folders) answers after a switch to int8:
     its articles are re-encoded from their stored text, none is lost."""
     settings = engine_settings(tmp_path, "sqlite", request)
     old = stocked(settings.with_overrides(encoder="fp32"), fp32_embedder)
     articles = [(a.number, a.title) for a in old.articles(CHAT)]
     old.close()
-    new = Library(settings, embedder=embedder)
+    new = Library(settings.with_overrides(encoder="int8"), embedder=int8_embedder)
     answer = new.ask(CHAT, "How much will the night bus pilot cost?")
     assert answer.found and "£1.2 million" in answer.quotes[0].text
     assert [(a.number, a.title) for a in new.articles(CHAT)] == articles
     sentences = sum(a.sentence_count for a in new.articles(CHAT))
-    assert new.storage.vector_count(CHAT, embedder.model_key) == sentences
+    assert new.storage.vector_count(CHAT, int8_embedder.model_key) == sentences
     new.close()
 
 
-def test_int8_export_is_made_once(embedder: Embedder) -> None:
+def test_int8_export_is_made_once(int8_embedder: Embedder) -> None:
     """Loading the int8 encoder again uses the exported file in the model cache as it is."""
-    exported = next(Path(embedder.settings.model_cache_dir).glob("*-onnx-int8-*/model.onnx"))
+    settings = int8_embedder.settings
+    exported = next(Path(settings.model_cache_dir).glob("*-onnx-int8-*/model.onnx"))
     before = exported.stat().st_mtime_ns
-    runner = load_runner(embedder.settings)
+    runner = load_runner(settings)
     assert isinstance(runner, OnnxRunner)
     assert exported.stat().st_mtime_ns == before
 
 
-def test_serving_with_int8_never_loads_pytorch(tmp_path: Path, embedder: Embedder) -> None:
+def test_serving_with_int8_never_loads_pytorch(tmp_path: Path, int8_embedder: Embedder) -> None:
     """A new process that opens a library, adds an article and answers never imports PyTorch
     (hundreds of megabytes and seconds of start-up it does not need)."""
     script = (
@@ -136,7 +148,12 @@ def test_serving_with_int8_never_loads_pytorch(tmp_path: Path, embedder: Embedde
         "assert library.ask('c', 'Who is mediating with Iran?').found\n"
         "print('torch' in sys.modules)\n"
     )
-    environment = {"HOME": str(Path.home()), "PYTHONPATH": str(ROOT), **settings_environ()}
+    environment = {
+        "HOME": str(Path.home()),
+        "PYTHONPATH": str(ROOT),
+        "ARTICLEBOT_ENCODER": "int8",
+        **settings_environ(),
+    }
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=environment, cwd=ROOT
     )
