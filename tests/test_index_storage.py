@@ -456,7 +456,9 @@ def test_a_data_folder_of_the_first_release_is_upgraded_in_place(
     old = sqlite3.connect(settings.database_path)
     old.executescript(
         "DROP TABLE answer_messages; DROP TABLE latest_answers; DROP INDEX articles_by_request;"
-        " ALTER TABLE articles DROP COLUMN request; PRAGMA user_version = 4;"
+        " ALTER TABLE articles DROP COLUMN request; DROP TABLE token_codebooks;"
+        " DROP INDEX encodings_full; ALTER TABLE encodings DROP COLUMN format;"
+        " PRAGMA user_version = 4;"
     )
     old.close()
 
