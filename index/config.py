@@ -29,6 +29,7 @@ class Settings:
     model_cache_dir: Path
     model: str
     encoder: str
+    compact_encodings: bool
     query_prompt: str
     document_prompt: str
     spacy_pipeline_de: str

@@ -614,11 +614,13 @@ def stored_token_bytes(library: Library) -> dict[int, int]:
 
 
 def test_token_vectors_are_compacted_once_the_model_has_read_enough(
-    library: Library, reopen: Any, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Articles stored in full (by an older version, or before the model had read enough to
     learn its codebook) are compacted when the library is opened: a tenth of the size or less,
     the same best quotes. Articles added afterwards are stored compactly from the start."""
+    settings = settings.with_overrides(compact_encodings=True)
+    library = Library(settings, embedder=embedder)
     monkeypatch.setattr(sql, "TRAINING_TOKENS", 10**9)
     add_seed(library)
     add_english(library, GERMAN)
@@ -627,7 +629,7 @@ def test_token_vectors_are_compacted_once_the_model_has_read_enough(
     library.close()
 
     monkeypatch.setattr(sql, "TRAINING_TOKENS", 300)  # FAISS needs 256 per centroid set
-    compacted = reopen()
+    compacted = Library(settings, embedder=embedder)
     sizes = stored_token_bytes(compacted)
     assert set(full) == {0} and set(sizes) == {1}
     assert sizes[1] * 10 <= full[0]
@@ -641,6 +643,21 @@ def test_token_vectors_are_compacted_once_the_model_has_read_enough(
     assert set(stored_token_bytes(compacted)) == {1}
     answer = compacted.ask(GERMAN, "Wie lang ist die neue Veloroute?")
     assert answer.quotes[0].article_id == added.id
+    compacted.close()
+
+
+def test_token_vectors_stay_full_unless_compaction_is_chosen(
+    library: Library, reopen: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction costs answer quality, so by default nothing is compacted, however much the
+    model has read, and no codebook is learnt."""
+    monkeypatch.setattr(sql, "TRAINING_TOKENS", 300)
+    add_seed(library)
+    add_english(library, GERMAN)
+    library.close()
+    reopened = reopen()
+    assert set(stored_token_bytes(reopened)) == {0}
+    assert reopened.storage.codebook_of(reopened.embedder.model_key) is None
 
 
 # ---- large chats -----------------------------------------------------------------------------

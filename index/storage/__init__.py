@@ -12,10 +12,10 @@ def open_storage(settings: Settings) -> Storage:
     if settings.database_url:
         from index.storage.postgres import PostgresStorage
 
-        return PostgresStorage(settings.database_url)
+        return PostgresStorage(settings.database_url, compact=settings.compact_encodings)
     from index.storage.sqlite import SQLiteStorage
 
-    return SQLiteStorage(settings.data_dir)
+    return SQLiteStorage(settings.data_dir, compact=settings.compact_encodings)
 
 
 __all__ = ["Storage", "StorageUnavailable", "open_storage"]

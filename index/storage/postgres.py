@@ -55,8 +55,8 @@ class PostgresStorage(SQLStorage):
     name = "postgresql"
     _MODEL_COLUMN = "model_id"
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
-        super().__init__()
+    def __init__(self, url: str, pool_size: int = 8, compact: bool = False) -> None:
+        super().__init__(compact)
         self.location = hide_password(url)
         self._models: dict[str, tuple[int, int]] = {}
         self._models_lock = threading.Lock()

@@ -77,7 +77,8 @@ class SQLStorage(Storage):
     def _statements(self) -> AbstractContextManager[Transaction]:
         """A transaction: committed when the block ends, rolled back on an error."""
 
-    def __init__(self) -> None:
+    def __init__(self, compact: bool = False) -> None:
+        self.compact = compact  # learn a token codebook (see `compact_encodings` in config/)
         self._codebooks: dict[object, TokenCodebook] = {}
         self._compact_lock = threading.Lock()
 
@@ -137,6 +138,8 @@ class SQLStorage(Storage):
                 self._rewrite_full_rows(model_value, codebook)
 
     def _learn_codebook(self, model_value: object) -> TokenCodebook | None:
+        if not self.compact:
+            return None
         column = self._MODEL_COLUMN
         ((tokens,),) = self._query(
             f"SELECT COALESCE(SUM(LENGTH(token_ids)), 0) / 4 FROM encodings"

@@ -42,8 +42,8 @@ class SQLiteStorage(SQLStorage):
     name = "sqlite"
     _MODEL_COLUMN = "model"
 
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__()
+    def __init__(self, data_dir: Path, compact: bool = False) -> None:
+        super().__init__(compact)
         path = data_dir / "library.sqlite3"
         path.parent.mkdir(parents=True, exist_ok=True)
         self.location = str(path)
