@@ -26,7 +26,7 @@ from lxml import etree
 from index.config import Settings
 from index.errors import ArticleRejected, DuplicateArticle, FeedRejected, LibraryError, UnknownFeed
 from index.ingest.fetch import FEED_TYPES, HTML_TYPES, PAGE_TYPES, FetchedPage, PageFetcher
-from index.records import Article, Feed, FeedPoll
+from index.records import Article, Feed, FeedPoll, short_id
 from index.storage import Storage
 from index.storage.codec import now as timestamp
 
@@ -259,8 +259,6 @@ class FeedSubscriptions:
 
 
 def _number(value: int | str) -> int:
-    """A feed's id as users write it ("2" or "#2")."""
-    text = str(value).strip().lstrip("#")
-    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+    if (number := short_id(value)) is None:
         raise UnknownFeed(value)
-    return int(text)
+    return number

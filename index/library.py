@@ -16,7 +16,6 @@ chats.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from threadpoolctl import threadpool_limits
@@ -29,7 +28,7 @@ from index.errors import UnknownArticle
 from index.feeds import FeedSubscriptions
 from index.ingest.pipeline import IngestPipeline
 from index.quotas import Quotas
-from index.records import Answer, Article, ArticleDraft, Origin, Quote
+from index.records import Answer, Article, ArticleDraft, Origin, Quote, short_id
 from index.storage import Storage, open_storage
 
 
@@ -129,13 +128,13 @@ class Library:
         return self.storage.articles(chat_id)
 
     def article(self, chat_id: str, number: int | str) -> Article:
-        found = self.storage.article(chat_id, _number(number))
+        found = self.storage.article(chat_id, _article_number(number))
         if found is None:
             raise UnknownArticle(number)
         return found
 
     def remove(self, chat_id: str, number: int | str) -> Article:
-        removed = self.storage.remove_article(chat_id, _number(number))
+        removed = self.storage.remove_article(chat_id, _article_number(number))
         if removed is None:
             raise UnknownArticle(number)
         self.memory.interrupt(chat_id)
@@ -175,9 +174,7 @@ class Library:
         return [Quote.of(article, s, 0.0) for s in sentences[low:high]]
 
 
-def _number(value: int | str) -> int:
-    """An article's short id as users write it ("3" or "#3")."""
-    text = str(value).strip().lstrip("#")
-    if not re.fullmatch(r"\d{1,9}", text):
+def _article_number(value: int | str) -> int:
+    if (number := short_id(value)) is None:
         raise UnknownArticle(value)
-    return int(text)
+    return number

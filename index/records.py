@@ -7,6 +7,7 @@ question's hits become `Quote`s, and the quotes an `Answer`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -295,3 +296,10 @@ class FeedPoll:
     error: str | None = None
     report_failure: bool = False  # failing for a while: tell the chat, once
     paused: bool = False  # failing for too long: polling stopped
+
+
+def short_id(value: int | str) -> int | None:
+    """A short id (of an article or a feed) as users write it ("3" or "#3"); None if it is
+    not one."""
+    text = str(value).strip().lstrip("#")
+    return int(text) if re.fullmatch(r"\d{1,9}", text) else None
