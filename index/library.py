@@ -119,6 +119,7 @@ class Library:
             return earlier
         self.quotas.admit(chat_id, added_by)
         made = draft()
+        self.ingest.refuse_duplicate(chat_id, made)  # "already there" beats "no room"
         self.quotas.fits(chat_id, len(made.text))
         return self.ingest.add(chat_id, made, added_by, request, cache_scope)
 

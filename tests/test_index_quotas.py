@@ -9,7 +9,7 @@ import pytest
 
 from index.config import Settings
 from index.embeddings import Embedder
-from index.errors import ArticleRejected, QuotaExceeded
+from index.errors import ArticleRejected, DuplicateArticle, QuotaExceeded
 from index.library import Library
 from index.records import ArticleDraft
 
@@ -71,6 +71,15 @@ def test_a_chat_holds_a_bounded_number_of_characters(limited) -> None:
         "article first."
     )
     assert len(library.articles(CHAT)) == 1
+
+
+def test_a_duplicate_in_a_full_chat_is_named_a_duplicate(limited) -> None:
+    """Sending an article again to a chat with no room left says it is there already."""
+    library = limited(max_chars_per_chat=len(VELO))
+    library.add_text(CHAT, VELO)
+    with pytest.raises(DuplicateArticle) as refused:
+        library.add_text(CHAT, VELO)
+    assert refused.value.existing.number == 1
 
 
 def test_a_user_adds_a_bounded_number_of_articles_per_hour_in_all_chats(

@@ -52,6 +52,15 @@ class IngestPipeline:
         plain = self.extractor.from_text(page.text(), source="url")
         return replace(plain, url=page.url, canonical_url=canonical_url(page.url))
 
+    def refuse_duplicate(self, chat_id: str, draft: ArticleDraft) -> str:
+        """Raise DuplicateArticle if the chat holds this article already (its link or its
+        text); otherwise return the text's fingerprint."""
+        text_hash = text_fingerprint(draft.text)
+        existing = self.storage.find_duplicate(chat_id, draft.canonical_url, text_hash)
+        if existing:
+            raise DuplicateArticle(existing)
+        return text_hash
+
     def add(
         self,
         chat_id: str,
@@ -62,10 +71,7 @@ class IngestPipeline:
     ) -> Article:
         """Split, encode and store an article; refuses duplicates and texts without sentences.
         Encodings are reused within `cache_scope`, by default the chat."""
-        text_hash = text_fingerprint(draft.text)
-        existing = self.storage.find_duplicate(chat_id, draft.canonical_url, text_hash)
-        if existing:
-            raise DuplicateArticle(existing)
+        text_hash = self.refuse_duplicate(chat_id, draft)
         spans = self.splitter.split(draft.text, draft.language)
         if not spans:
             raise ArticleRejected("no_sentences")
