@@ -20,16 +20,16 @@ from telegram.error import TelegramError
 from bot.conversation import argument_of
 from bot.handlers import (
     Context,
-    _chat_id,
-    _language,
-    _library,
-    _private,
-    _reply,
-    _typing,
-    _user_id,
     addresses_bot,
     admin_of,
+    chat_id_of,
     is_admin,
+    is_private,
+    library_of,
+    reply_with,
+    showing_typing,
+    user_id_of,
+    user_language,
 )
 from bot.render import feed_followed, feed_list, feed_news, feed_removed, feed_trouble, rejection
 from bot.texts import say
@@ -50,16 +50,16 @@ async def follow_command(update: Update, context: Context) -> None:
     """/follow <feed or site URL>: follow it, adding its newest articles now."""
     url = argument_of(update.effective_message.text)
     if not url:
-        await _reply(update, "usage_follow")
+        await reply_with(update, "usage_follow")
         return
-    if not _private(update) and not await is_admin(update):
-        await _reply(update, "not_allowed_follow")
+    if not is_private(update) and not await is_admin(update):
+        await reply_with(update, "not_allowed_follow")
         return
-    library, language = _library(context), _language(update)
+    library, language = library_of(context), user_language(update)
     try:
-        async with _typing(update.effective_chat):
+        async with showing_typing(update.effective_chat):
             poll = await asyncio.to_thread(
-                library.feeds.follow, _chat_id(update), url, _user_id(update), language
+                library.feeds.follow, chat_id_of(update), url, user_id_of(update), language
             )
     except LibraryError as error:
         await update.effective_message.reply_text(rejection(error, language))
@@ -70,8 +70,8 @@ async def follow_command(update: Update, context: Context) -> None:
 
 async def feeds_command(update: Update, context: Context) -> None:
     """/feeds: the chat's feeds, each with its last success and error."""
-    feeds = await asyncio.to_thread(_library(context).feeds.feeds, _chat_id(update))
-    for text in feed_list(feeds, _language(update)):
+    feeds = await asyncio.to_thread(library_of(context).feeds.feeds, chat_id_of(update))
+    for text in feed_list(feeds, user_language(update)):
         await update.effective_message.reply_text(text)
 
 
@@ -79,14 +79,14 @@ async def unfollow_command(update: Update, context: Context) -> None:
     """/unfollow <id>: stop following a feed (in groups: admins and whoever followed it)."""
     number = argument_of(update.effective_message.text)
     if not number:
-        await _reply(update, "usage_unfollow")
+        await reply_with(update, "usage_unfollow")
         return
-    feeds, chat_id, language = _library(context).feeds, _chat_id(update), _language(update)
+    feeds, chat_id, language = library_of(context).feeds, chat_id_of(update), user_language(update)
     try:
         feed = await asyncio.to_thread(feeds.feed, chat_id, number)
-        mine = _private(update) or feed.added_by == _user_id(update)
+        mine = is_private(update) or feed.added_by == user_id_of(update)
         if not mine and not await is_admin(update):
-            await _reply(update, "not_allowed_unfollow")
+            await reply_with(update, "not_allowed_unfollow")
             return
         removed = await asyncio.to_thread(feeds.unfollow, chat_id, number)
     except LibraryError as error:
@@ -98,7 +98,7 @@ async def unfollow_command(update: Update, context: Context) -> None:
 async def poll_feeds(context: Context) -> None:
     """The JobQueue job: poll every due feed once and tell its chat what came of it. Each
     process claims feeds one at a time, so several bot processes share the work."""
-    library: Library = _library(context)
+    library: Library = library_of(context)
     started = time.time()
     while (feed := await asyncio.to_thread(library.feeds.claim_due, started)) is not None:
         try:
@@ -130,24 +130,24 @@ async def _tell(bot: Bot, poll: FeedPoll, limit: int) -> None:
 
 async def collect_command(update: Update, context: Context) -> None:
     """/collect on|off (admins): add the article of every link posted in the group."""
-    if _private(update):
-        await _reply(update, "collect_private")
+    if is_private(update):
+        await reply_with(update, "collect_private")
         return
     choice = argument_of(update.effective_message.text).lower()
-    library, chat_id, language = _library(context), _chat_id(update), _language(update)
+    library, chat_id, language = library_of(context), chat_id_of(update), user_language(update)
     if choice not in ("on", "off"):
         on = await asyncio.to_thread(library.collects_links, chat_id)
         state = say("collect_state_on" if on else "collect_state_off", language)
         await update.effective_message.reply_text(say("usage_collect", language, state=state))
         return
     if not await is_admin(update):
-        await _reply(update, "not_allowed_collect")
+        await reply_with(update, "not_allowed_collect")
         return
     if choice == "on" and not await _sees_conversation(update, context):
-        await _reply(update, "collect_cannot_read")
+        await reply_with(update, "collect_cannot_read")
         return
     await asyncio.to_thread(library.set_collects_links, chat_id, choice == "on")
-    await _reply(update, f"collect_{choice}")
+    await reply_with(update, f"collect_{choice}")
 
 
 async def _sees_conversation(update: Update, context: Context) -> bool:
@@ -166,11 +166,13 @@ async def collected_link(update: Update, context: Context) -> None:
     if any(addresses_bot(message, context)):
         return  # spoken to the bot: the other handlers answer it
     links = _links(message)
-    library, chat_id = _library(context), _chat_id(update)
+    library, chat_id = library_of(context), chat_id_of(update)
     if not links or not await asyncio.to_thread(library.collects_links, chat_id):
         return
     request = f"update:{update.update_id}"
-    reaction = await asyncio.to_thread(_collect, library, chat_id, links, _user_id(update), request)
+    reaction = await asyncio.to_thread(
+        _collect, library, chat_id, links, user_id_of(update), request
+    )
     if reaction is not None:
         with suppress(TelegramError):  # reactions may be restricted in the group
             await message.set_reaction(reaction)

@@ -75,7 +75,7 @@ Source = str | Document | ForwardedPost  # what can be added: a link or text, a 
 # What every handler needs
 
 
-def _library(context: Context) -> Library:
+def library_of(context: Context) -> Library:
     return context.bot_data[LIBRARY]
 
 
@@ -90,25 +90,25 @@ async def _adding(context: Context, add: Callable[..., Article], *args: object) 
     return await asyncio.get_running_loop().run_in_executor(pool, partial(add, *args))
 
 
-def _language(update: Update) -> str:
+def user_language(update: Update) -> str:
     user = update.effective_user
     return language_of(user.language_code if user else None)
 
 
-def _chat_id(update: Update) -> str:
+def chat_id_of(update: Update) -> str:
     return str(update.effective_chat.id)
 
 
-def _user_id(update: Update) -> str | None:
+def user_id_of(update: Update) -> str | None:
     return str(update.effective_user.id) if update.effective_user else None
 
 
-def _private(update: Update) -> bool:
+def is_private(update: Update) -> bool:
     return update.effective_chat.type == ChatType.PRIVATE
 
 
 @asynccontextmanager
-async def _typing(message: Message) -> AsyncIterator[None]:
+async def showing_typing(message: Message) -> AsyncIterator[None]:
     """Show "typing" where `message` is (its chat, or its topic of a forum) for as long as
     the block runs."""
 
@@ -125,14 +125,14 @@ async def _typing(message: Message) -> AsyncIterator[None]:
         task.cancel()
 
 
-async def _reply(update: Update, key: str) -> None:
-    await update.effective_message.reply_text(say(key, _language(update)))
+async def reply_with(update: Update, key: str) -> None:
+    await update.effective_message.reply_text(say(key, user_language(update)))
 
 
 async def _may_change(update: Update, articles: list[Article]) -> bool:
     """Whether the user may remove these articles: anyone in a private chat; in a group the
     person who added them all, and the chat's admins."""
-    if _private(update) or owns(articles, _user_id(update)):
+    if is_private(update) or owns(articles, user_id_of(update)):
         return True
     return await is_admin(update)
 
@@ -156,8 +156,8 @@ async def admin_of(chat: Chat, user_id: int) -> bool:
 
 async def help_command(update: Update, context: Context) -> None:
     """/start and /help: what the bot does; in a group, how to talk to it there."""
-    key = "help_private" if _private(update) else "help_group"
-    text = say(key, _language(update), bot=context.bot.username)
+    key = "help_private" if is_private(update) else "help_group"
+    text = say(key, user_language(update), bot=context.bot.username)
     await update.effective_message.reply_text(text)
 
 
@@ -173,7 +173,7 @@ async def add_command(update: Update, context: Context) -> None:
     if source:
         await _add(update, context, source)
     else:
-        await _reply(update, "usage_add")
+        await reply_with(update, "usage_add")
 
 
 async def ask_command(update: Update, context: Context) -> None:
@@ -182,13 +182,13 @@ async def ask_command(update: Update, context: Context) -> None:
     if question:
         await _answer(update, context, question)
     else:
-        await _reply(update, "usage_ask")
+        await reply_with(update, "usage_ask")
 
 
 async def list_command(update: Update, context: Context) -> None:
     """/list: the chat's articles with their short ids, dates and sources."""
-    articles = await asyncio.to_thread(_library(context).articles, _chat_id(update))
-    for text in html_article_list(articles, _language(update)):
+    articles = await asyncio.to_thread(library_of(context).articles, chat_id_of(update))
+    for text in html_article_list(articles, user_language(update)):
         await update.effective_message.reply_text(text)
 
 
@@ -196,31 +196,31 @@ async def remove_command(update: Update, context: Context) -> None:
     """/remove <id>: remove one article, if the user may."""
     number = argument_of(update.effective_message.text)
     if not number:
-        await _reply(update, "usage_remove")
+        await reply_with(update, "usage_remove")
         return
-    library, chat_id = _library(context), _chat_id(update)
+    library, chat_id = library_of(context), chat_id_of(update)
     try:
         article = await asyncio.to_thread(library.article, chat_id, number)
         if not await _may_change(update, [article]):
-            await _reply(update, "not_allowed_remove")
+            await reply_with(update, "not_allowed_remove")
             return
         removed = await asyncio.to_thread(library.remove, chat_id, number)
     except UnknownArticle as error:
-        await update.effective_message.reply_text(rejection(error, _language(update)))
+        await update.effective_message.reply_text(rejection(error, user_language(update)))
         return
-    await update.effective_message.reply_text(article_removed(removed, _language(update)))
+    await update.effective_message.reply_text(article_removed(removed, user_language(update)))
 
 
 async def forget_command(update: Update, context: Context) -> None:
     """/forget: ask for confirmation (a button) before emptying the chat's library."""
-    articles = await asyncio.to_thread(_library(context).articles, _chat_id(update))
+    articles = await asyncio.to_thread(library_of(context).articles, chat_id_of(update))
     if not articles:
-        await _reply(update, "empty_library")
+        await reply_with(update, "empty_library")
         return
     if not await _may_change(update, articles):
-        await _reply(update, "not_allowed_forget")
+        await reply_with(update, "not_allowed_forget")
         return
-    language = _language(update)
+    language = user_language(update)
     buttons = InlineKeyboardMarkup(
         [
             [
@@ -238,7 +238,7 @@ async def unknown_command(update: Update, context: Context) -> None:
     """A command the bot does not have, in a private chat (in groups it may be another bot's)."""
     request = parse_command(update.effective_message.text, context.bot.username)
     if request is None or request.intent is not Intent.IGNORE:
-        await _reply(update, "unknown_command")
+        await reply_with(update, "unknown_command")
 
 
 # Other messages
@@ -267,7 +267,7 @@ async def text_message(update: Update, context: Context) -> None:
     text = update.effective_message.text
     if _via_this_bot(update.effective_message, context):
         return  # a quote the user posted with an inline answer, not something to act on
-    if not _private(update):
+    if not is_private(update):
         mentioned, replied = addresses_bot(update.effective_message, context)
         text = group_text(text, context.bot.username, mentioned=mentioned, replied_to_bot=replied)
         if text is None:
@@ -278,7 +278,7 @@ async def text_message(update: Update, context: Context) -> None:
 async def document_message(update: Update, context: Context) -> None:
     """A file: added in a private chat, and in a group when its caption is /add."""
     message = update.effective_message
-    if not _private(update):
+    if not is_private(update):
         request = parse_command(message.caption or "", context.bot.username)
         if request is None or request.intent is not Intent.ADD:
             return
@@ -293,14 +293,14 @@ async def forwarded_message(update: Update, context: Context) -> None:
 async def _add_forwarded(update: Update, context: Context, message: Message) -> None:
     post = forwarded_post(message)
     if post.empty:  # a poll, a sticker, a photo without caption
-        await _reply(update, "forward_without_text")
+        await reply_with(update, "forward_without_text")
     else:
         await _add(update, context, post)
 
 
 async def other_message(update: Update, context: Context) -> None:
     """A sticker, photo, voice message... in a private chat: say what the bot can read."""
-    await _reply(update, "unsupported")
+    await reply_with(update, "unsupported")
 
 
 async def _act(update: Update, context: Context, request: Request) -> None:
@@ -310,16 +310,16 @@ async def _act(update: Update, context: Context, request: Request) -> None:
     elif request.intent is Intent.ASK:
         await _answer(update, context, request.argument)
     else:
-        await _reply(update, "unsupported")
+        await reply_with(update, "unsupported")
 
 
 async def _add(update: Update, context: Context, source: Source, note: str | None = None) -> None:
     """Add a link, a text, a forwarded post or a file to the chat's library and say what came
     of it (followed by the text `note`, if given)."""
-    library, chat_id, user_id = _library(context), _chat_id(update), _user_id(update)
+    library, chat_id, user_id = library_of(context), chat_id_of(update), user_id_of(update)
     request = f"update:{update.update_id}"
     try:
-        async with _typing(update.effective_message):
+        async with showing_typing(update.effective_message):
             if isinstance(source, ForwardedPost):
                 article = await asyncio.to_thread(
                     _add_post, library, chat_id, source, user_id, request
@@ -334,9 +334,9 @@ async def _add(update: Update, context: Context, source: Source, note: str | Non
             else:
                 article = await _adding(context, add, library, chat_id, source, user_id, request)
     except ArticleRejected as error:
-        await update.effective_message.reply_text(rejection(error, _language(update)))
+        await update.effective_message.reply_text(rejection(error, user_language(update)))
         return
-    language = _language(update)
+    language = user_language(update)
     reply = article_added(article, language)
     if note:
         reply += " " + say(note, language, number=article.number)
@@ -373,13 +373,13 @@ def _answer_buttons(
 
 async def _answer(update: Update, context: Context, question: str) -> None:
     """Answer a question from the chat's library, as a follow-up where it is one."""
-    message, library, chat_id = update.effective_message, _library(context), _chat_id(update)
+    message, library, chat_id = update.effective_message, library_of(context), chat_id_of(update)
     replied_to = message.reply_to_message.message_id if message.reply_to_message else None
-    async with _typing(message):
+    async with showing_typing(message):
         answer = await asyncio.to_thread(
-            library.ask, chat_id, question, replied_to, _private(update)
+            library.ask, chat_id, question, replied_to, is_private(update)
         )
-    language = _language(update)
+    language = user_language(update)
     text, shown = html_answer(answer, 0, library.settings.max_quotes, language)
     sent = await message.reply_text(text, reply_markup=_answer_buttons(answer, 0, shown, language))
     await asyncio.to_thread(library.memory.record, chat_id, sent.message_id, answer)
@@ -388,19 +388,19 @@ async def _answer(update: Update, context: Context, question: str) -> None:
 async def _pressed(update: Update, context: Context) -> tuple[Answer | None, int]:
     """The answer whose button was pressed (None if forgotten) and the number in its data."""
     query = update.callback_query
-    memory = _library(context).memory
-    answer = await asyncio.to_thread(memory.recall, _chat_id(update), query.message.message_id)
+    memory = library_of(context).memory
+    answer = await asyncio.to_thread(memory.recall, chat_id_of(update), query.message.message_id)
     return answer, int(query.data.split(":")[1])
 
 
 async def more_pressed(update: Update, context: Context) -> None:
     """The "More" button: show the next quotes in place of the ones shown."""
-    query, language = update.callback_query, _language(update)
+    query, language = update.callback_query, user_language(update)
     answer, start = await _pressed(update, context)
     if answer is None:
         await query.answer(say("too_old", language))
         return
-    text, shown = html_answer(answer, start, _library(context).settings.max_quotes, language)
+    text, shown = html_answer(answer, start, library_of(context).settings.max_quotes, language)
     await query.answer()
     try:
         await query.edit_message_text(
@@ -416,24 +416,24 @@ async def context_pressed(update: Update, context: Context) -> None:
     query = update.callback_query
     answer, index = await _pressed(update, context)
     if answer is None or index >= len(answer.quotes):
-        await query.answer(say("too_old", _language(update)))
+        await query.answer(say("too_old", user_language(update)))
         return
     await query.answer()
     quote = answer.quotes[index]
     try:
-        quotes = await asyncio.to_thread(_library(context).context, _chat_id(update), quote)
+        quotes = await asyncio.to_thread(library_of(context).context, chat_id_of(update), quote)
     except UnknownArticle as error:  # removed since the answer was given
-        await query.message.reply_text(rejection(error, _language(update)))
+        await query.message.reply_text(rejection(error, user_language(update)))
         return
     sent = await query.message.reply_text(html_context(quotes, quote), do_quote=True)
-    memory = _library(context).memory
-    await asyncio.to_thread(memory.show, _chat_id(update), sent.message_id, answer)
+    memory = library_of(context).memory
+    await asyncio.to_thread(memory.show, chat_id_of(update), sent.message_id, answer)
 
 
 async def forget_pressed(update: Update, context: Context) -> None:
     """The confirmation of /forget: empty the library, or leave it as it is."""
-    query, language = update.callback_query, _language(update)
-    library, chat_id = _library(context), _chat_id(update)
+    query, language = update.callback_query, user_language(update)
+    library, chat_id = library_of(context), chat_id_of(update)
     articles = await asyncio.to_thread(library.articles, chat_id)
     if not await _may_change(update, articles):
         await query.answer(say("not_allowed_forget", language), show_alert=True)
@@ -448,7 +448,7 @@ async def forget_pressed(update: Update, context: Context) -> None:
 
 async def stale_button(update: Update, context: Context) -> None:
     """A button this bot no longer knows (from an older version of it)."""
-    await update.callback_query.answer(say("too_old", _language(update)))
+    await update.callback_query.answer(say("too_old", user_language(update)))
 
 
 # Errors
@@ -467,5 +467,5 @@ async def report_error(update: object, context: Context) -> None:
     topic = message.message_thread_id if message and message.is_topic_message else None
     with suppress(TelegramError):
         await context.bot.send_message(
-            update.effective_chat.id, say("apology", _language(update)), message_thread_id=topic
+            update.effective_chat.id, say("apology", user_language(update)), message_thread_id=topic
         )

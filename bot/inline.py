@@ -15,10 +15,9 @@ from dataclasses import replace
 from telegram import InlineQueryResultArticle, InputTextMessageContent, Update
 from telegram.constants import ParseMode
 
-from bot.handlers import LIBRARY, Context
+from bot.handlers import Context, library_of
 from bot.render import html_quote, shorten, source_line
 from bot.texts import language_of, say
-from index.library import Library
 from index.records import Quote
 
 RESULTS = 5
@@ -40,7 +39,7 @@ async def inline_query(update: Update, context: Context) -> None:
         text = say("inline_too_long_text", language, limit=MAX_QUERY, length=len(question))
         results = [_note(say("inline_too_long", language), text)]
     else:
-        library: Library = context.bot_data[LIBRARY]
+        library = library_of(context)
         answer = await asyncio.to_thread(library.ask, str(query.from_user.id), question)
         if answer.library_empty:
             text = say("inline_empty_text", language, bot=bot)
