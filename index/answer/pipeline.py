@@ -1,5 +1,6 @@
-"""The answer pipeline: query → retrieve → quote → decide.
+"""The answer pipeline: respell → query → retrieve → quote → decide.
 
+    question ──SpellingMatcher──▶ question as the library spells it
     question ──Embedder──▶ Query ──Retriever──▶ [Hit] ──Quoter──▶ [Quote]
     [Quote] ──ConfidenceThreshold──▶ Answer
 
@@ -16,6 +17,7 @@ from index.answer.followup import FOLLOW_UP_CONTEXT_WEIGHT, leans_on_previous
 from index.answer.query import Query
 from index.answer.quote import Quoter
 from index.answer.retrieve import Retriever
+from index.answer.spelling import SpellingMatcher
 from index.config import Settings
 from index.embeddings import Embedder
 from index.language import detect_language
@@ -29,6 +31,7 @@ class AnswerPipeline:
     def __init__(self, settings: Settings, embedder: Embedder, storage: Storage) -> None:
         self.storage = storage
         self.embedder = embedder
+        self.spelling = SpellingMatcher(storage)
         self.retriever = Retriever(storage, embedder.model_key, embedder.contextual)
         self.quoter = Quoter(storage, settings.join_referring_sentences)
         self.decider = ConfidenceThreshold(settings.min_confidence)
@@ -47,14 +50,15 @@ class AnswerPipeline:
         language = detect_language(question, among=languages | {"en", "de"}) if question else "en"
         if not languages or not question:
             return Answer(question, library_empty=not languages, language=language)
-        query = Query.of(self.embedder.encode_query(question), language)
+        searched = self.spelling.run(chat_id, question)
+        query = Query.of(self.embedder.encode_query(searched), language)
         if previous is None or not previous.found:
             return self._answer(chat_id, question, query)
         if implicit and not leans_on_previous(question):
             bare = self._answer(chat_id, question, query)
             if bare.found:
                 return bare
-        context = self.embedder.encode_query(previous.search_text)
+        context = self.embedder.encode_query(self.spelling.run(chat_id, previous.search_text))
         followed = query.with_context(
             context, FOLLOW_UP_CONTEXT_WEIGHT, frozenset(previous.article_ids)
         )
