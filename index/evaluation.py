@@ -37,6 +37,11 @@ class EvalArticle:
     language: str
     text: str
 
+    def draft(self) -> ArticleDraft:
+        """The article as the bot would take it in, pasted as text."""
+        title = self.title.replace("_", " ")
+        return ArticleDraft(title, self.text, self.language, source="text")
+
 
 @dataclass(frozen=True)
 class EvalQuestion:
@@ -177,7 +182,7 @@ class Evaluation:
         self.library.forget(chat)
         ids = {}
         for article in self.progress(articles, f"indexing {language} articles", len(articles)):
-            ids[article.article_id] = self._add(chat, _draft(article)).id
+            ids[article.article_id] = self._add(chat, article.draft()).id
         self._article_ids[language] = ids
         return ids
 
@@ -240,7 +245,7 @@ class Evaluation:
                 by_article.setdefault(question.article_id, []).append(question)
         chat = self._chat(language, "absent")
         self.library.forget(chat)
-        drafts = {a.article_id: _draft(a) for a in load_articles(self.folder, language, self.split)}
+        drafts = {a.article_id: a.draft() for a in load_articles(self.folder, language, self.split)}
         numbers = {key: self._add(chat, draft).number for key, draft in drafts.items()}
         scores = []
         for left_out, group in self.progress(
@@ -269,12 +274,3 @@ def _miss(question: EvalQuestion, text: str, answer: Answer) -> dict[str, str]:
         "first_quote": answer.quotes[0].text if answer.quotes else "",
         "score": f"{answer.quotes[0].score:.3f}" if answer.quotes else "",
     }
-
-
-def _draft(article: EvalArticle) -> ArticleDraft:
-    return ArticleDraft(
-        title=article.title.replace("_", " "),
-        text=article.text,
-        language=article.language,
-        source="text",
-    )
