@@ -186,6 +186,10 @@ class OnnxRunner(ModelRunner):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = _THREADS
         options.inter_op_num_threads = 1
+        # Without the arena, the memory of a long passage's pass is given back afterwards
+        # instead of being kept for the next (measured: 27 MB instead of 144 MB kept after a
+        # batch of 16 passages of 256 tokens): a serving process mostly reads short questions.
+        options.enable_cpu_mem_arena = False
         options.log_severity_level = 3  # warnings about unused initialisers are noise
         self.session = onnxruntime.InferenceSession(
             str(folder / _ONNX_FILE), options, providers=["CPUExecutionProvider"]
