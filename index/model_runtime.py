@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import warnings
 from abc import ABC, abstractmethod
@@ -36,6 +37,10 @@ from index.packaged_model import PACKAGED_MODEL_NAME, provision_packaged_model
 _ONNX_FILE = "model.onnx"
 _TOKENIZER_FILE = "tokenizer.json"
 _INFO_FILE = "encoder.json"
+# The word embedding table (250,000 words x 384 for the packaged model) stays out of the graph:
+# the runner reads the rows of the words in a batch from this file, so memory holds only those
+# (ONNX Runtime's own mapping of the table came to hold most of it after a few articles).
+_EMBEDDINGS_FILE = "word_embeddings.npy"
 # ONNX Runtime's threads per model pass (the machines this bot runs on have few cores).
 _THREADS = 2
 
@@ -88,6 +93,8 @@ class TorchRunner(ModelRunner):
         """Write this model to `folder` as an ONNX graph fused by ONNX Runtime's transformer
         optimiser (weights 8-bit if `int8`), with its tokenizer and prompts."""
         folder.mkdir(parents=True)
+        table = self.transformer.get_input_embeddings().weight.detach().numpy()
+        np.save(folder / _EMBEDDINGS_FILE, table.astype("<f4"))
         exported = folder / "exported.onnx"
         self._export(exported)
         fused = _fuse(exported, self.transformer.config)
@@ -109,24 +116,31 @@ class TorchRunner(ModelRunner):
                 super().__init__()
                 self.transformer = transformer
 
-            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-                output = self.transformer(input_ids=input_ids, attention_mask=attention_mask)
+            def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor):
+                output = self.transformer(
+                    inputs_embeds=inputs_embeds, attention_mask=attention_mask
+                )
                 return output.last_hidden_state
 
         # The optimiser recognises attention written out as matrix products, not PyTorch's
         # fused scaled-dot-product kernel.
         self.transformer.set_attn_implementation("eager")
-        sample = torch.ones((2, 8), dtype=torch.long)
+        mask = torch.ones((2, 8), dtype=torch.long)
+        sample = torch.zeros((2, 8, self.dimension))
         axes = {0: "texts", 1: "tokens"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on traced control flow
             torch.onnx.export(
                 LastHiddenState(self.transformer),
-                (sample, sample),
+                (sample, mask),
                 str(path),
-                input_names=["input_ids", "attention_mask"],
+                input_names=["inputs_embeds", "attention_mask"],
                 output_names=["last_hidden_state"],
-                dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+                dynamic_axes={
+                    "inputs_embeds": axes,
+                    "attention_mask": axes,
+                    "last_hidden_state": axes,
+                },
                 opset_version=17,
                 dynamo=False,
             )
@@ -199,10 +213,37 @@ class OnnxRunner(ModelRunner):
         self.prompts = info["prompts"]
         self.dimension = int(info["dimension"])
         self.pad_id = int(info["pad_id"])
+        self.embeddings = EmbeddingRows(folder / _EMBEDDINGS_FILE)
 
     def hidden_states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64)}
+        feed = {
+            "inputs_embeds": self.embeddings.lookup(ids),
+            "attention_mask": mask.astype(np.int64),
+        }
         return self.session.run(None, feed)[0]
+
+
+class EmbeddingRows:
+    """Rows of a word embedding table saved by `np.save`, read from the file as needed."""
+
+    def __init__(self, path: Path) -> None:
+        table = np.load(path, mmap_mode="r")  # only its header is read
+        self._path = path
+        self._start = table.offset
+        self._dtype = table.dtype
+        self._row_bytes = table.shape[1] * table.dtype.itemsize
+        del table
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """The rows of `ids`, shaped (*ids.shape, dimension), float32."""
+        unique, inverse = np.unique(ids, return_inverse=True)
+        with self._path.open("rb") as file:
+            rows = b"".join(
+                os.pread(file.fileno(), self._row_bytes, self._start + int(i) * self._row_bytes)
+                for i in unique
+            )
+        table = np.frombuffer(rows, dtype=self._dtype).reshape(len(unique), -1)
+        return table[inverse.reshape(ids.shape)].astype(np.float32)
 
 
 def load_runner(settings: Settings) -> ModelRunner:
