@@ -8,8 +8,8 @@ ONNX Runtime: the sentence-transformers model is exported once into the model ca
 graph rewritten by ONNX Runtime's transformer optimiser (fused attention, layer norms and
 GELU), which computes the same vectors as PyTorch up to float rounding, faster. A process that
 runs it never imports PyTorch (hundreds of megabytes and a second or two of start-up), and the
-weights stay in a file ONNX Runtime maps into memory, so the 250,000-word embedding table
-takes memory only for the words actually read. `int8` quantises the fused graph's weights to
+250,000-word embedding table stays out of the graph: only the rows of the words read are
+ever loaded. `int8` quantises the fused graph's weights to
 8 bits (dynamic quantisation, per channel): a third of the size on disk, slightly different
 vectors.
 """
