@@ -16,7 +16,7 @@ DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.to
 ENV_PREFIX = "ARTICLEBOT_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_CHOICES = {"ranking": ("contextual", "plain"), "encoder": ("int8", "fp32")}
+_CHOICES = {"ranking": ("contextual", "plain"), "encoder": ("fp32", "int8", "pytorch")}
 _KINDS = {"bool": "true or false", "int": "a whole number", "float": "a number"}
 
 

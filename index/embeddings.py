@@ -100,10 +100,11 @@ class Embedder:
     @property
     def model_key(self) -> str:
         """Identifies the vectors this embedder makes, so cached vectors of another model,
-        other prompts, another context window or another encoder are never mixed in."""
+        other prompts, another context window or int8 weights are never mixed in. fp32 in ONNX
+        Runtime and in PyTorch compute the same vectors (up to float rounding): one key."""
         s = self.settings
         context = f"passage{PASSAGE_TOKENS}" if self.contextual else "alone"
-        encoder = "" if s.encoder == "fp32" else f"|{s.encoder}"
+        encoder = "|int8" if s.encoder == "int8" else ""
         return f"{s.model}|{s.query_prompt}|{s.document_prompt}|{context}{encoder}"
 
     def warm_up(self) -> None:

@@ -3,8 +3,8 @@
 spaCy's machine-learning library (thinc) imports PyTorch whenever it is installed, although no
 pipeline this project loads (blank ones with the sentencizer, or trained CNN ones) uses it.
 That alone costs a serving process about 300 MB and a second or two at every start, and with
-the int8 encoder nothing else needs PyTorch. So PyTorch is hidden while spaCy is imported;
-the fp32 encoder imports it later as usual.
+the ONNX Runtime encoders (the default) nothing else needs PyTorch. So PyTorch is hidden while
+spaCy is imported; the "pytorch" encoder imports it later as usual.
 """
 
 import sys
