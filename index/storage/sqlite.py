@@ -236,12 +236,12 @@ class SQLiteStorage(SQLStorage):
 
     def chat_token_ids(self, chat_id: str, model: str) -> list[np.ndarray]:
         rows = self._query(
-            "SELECT e.token_ids FROM sentences s JOIN articles a ON a.id = s.article_id"
+            "SELECT e.token_ids, e.format FROM sentences s JOIN articles a ON a.id = s.article_id"
             " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
             " JOIN encodings e ON e.key = se.key AND e.model = se.model WHERE a.chat_id = ?",
             (model, chat_id),
         )
-        return [codec.token_ids(r[0]) for r in rows]
+        return [codec.token_ids(bytes(r[0]), r[1]) for r in rows]
 
     # The encoding cache
 
