@@ -75,23 +75,29 @@ class Replay:
         self.query_words_only = False
         embedder.encode_query = worded
         storage = self.library.storage
-        self._tokens = _memo(storage.sentence_tokens)
+        model = self.library.embedder.model_key
+        every = [r[0] for r in storage._query("SELECT id FROM sentences")]
+        self.raw = storage.sentence_tokens(model, every)
         self.transform = None
         self.kept = [0, 0]
         self._done: dict[int, TokenVectors] = {}
 
         def tokens(model, sentence_ids):
-            raw = self._tokens(model, sentence_ids)
             out = {}
-            for sid, t in raw.items():
+            for sid in sentence_ids:
+                t = self.raw[sid]
                 if sid not in self._done:
                     self._done[sid] = self.transform(t) if self.transform else t
                 out[sid] = self._done[sid]
             return out
 
         storage.sentence_tokens = tokens
+        memo_path = folder / "storage.pickle"
+        self.memos = pickle.loads(memo_path.read_bytes()) if memo_path.exists() else {}
         for name in ("search", "passage_mates", "sentence_sources", "chat_token_ids"):
-            setattr(storage, name, _memo(getattr(storage, name)))
+            seen = self.memos.setdefault(name, {})
+            setattr(storage, name, _memo(getattr(storage, name), seen))
+        self._memo_path = memo_path
         sentences = storage.sentences_by_ids(
             [r[0] for r in storage._query("SELECT id FROM sentences")]
         )
@@ -99,10 +105,7 @@ class Replay:
         self._cache_path = cache_path
 
     def all_tokens(self) -> list[TokenVectors]:
-        storage = self.library.storage
-        model = self.library.embedder.model_key
-        rows = storage._query("SELECT id FROM sentences")
-        return list(self._tokens(model, [r[0] for r in rows]).values())
+        return list(self.raw.values())
 
     def run(self, transform) -> dict:
         """R@1 per pair from the re-ranking alone: the top hit's sentence must be in the
@@ -127,12 +130,13 @@ class Replay:
             recall[pair] = round(sum(hits) / len(hits), 3)
         if not self._cache_path.exists():
             self._cache_path.write_bytes(pickle.dumps(self.queries))
+        if not self._memo_path.exists():
+            self._memo_path.write_bytes(pickle.dumps(self.memos))
         return recall
 
 
-def _memo(method):
-    """`method` answering repeated calls (by their arguments' value) from memory."""
-    seen: dict = {}
+def _memo(method, seen: dict):
+    """`method` answering repeated calls (by their arguments' value) from `seen`."""
 
     def remembered(*args):
         key = tuple(a.tobytes() if isinstance(a, np.ndarray) else
@@ -189,6 +193,7 @@ def main() -> None:
     parser.add_argument("variants", nargs="*", default=["full"])
     args = parser.parse_args()
     folder, data = Path(args.folder), Path(args.data)
+    faiss.omp_set_num_threads(1)  # FAISS's threads crawl on a busy machine
     if not (folder / "ids.json").exists():
         build(folder, data)
     replay = Replay(folder, data)

@@ -49,11 +49,6 @@ class SQLiteStorage(SQLStorage):
         self.location = str(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
-        if compact:
-            # Compact encodings are about 2 KB a row: pages of 16 KB hold eight, where 4 KB
-            # pages held one and left a quarter empty. Full rows (about 16 KB) are the other
-            # way round: in 16 KB pages each spills into a second page. New files only.
-            self._db.execute("PRAGMA page_size=16384")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
