@@ -6,6 +6,12 @@ token vectors (compressed and rebuilt, or thinned), so a variant costs seconds, 
 run. Prints, per variant, bytes per token, tokens kept and R@1 per pair.
 
     PYTHONPATH=$PWD .venv/bin/python bench/token_study.py [--folder /tmp/token-study] [VARIANT ...]
+
+A variant is "full" (float16, as stored) or a FAISS index-factory string of a standalone codec
+("SQ4", "SQ8", "PQ32", "OPQ16,PQ16", ...), learnt from `--train` random tokens of the library;
+prefixed with "words:" it also drops tokens without a letter or digit (punctuation, a lone
+"▁"), on the question side too. The replayed R@1 is of the top re-ranked sentence (quotes are
+not joined), so it sits below the eval's; compare variants with each other.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def build(folder: Path, data: Path) -> dict:
-    library = Library(load_settings().with_overrides(data_dir=folder / "data"))
+    library = Library(
+        load_settings().with_overrides(data_dir=folder / "data", compact_encodings=False)
+    )
     ids: dict[str, dict[str, int]] = {}
     for language in ("de", "en"):
         ids[language] = {}
@@ -50,7 +58,9 @@ class Replay:
     """Asks every dev question against the built library with transformed token vectors."""
 
     def __init__(self, folder: Path, data: Path) -> None:
-        self.library = Library(load_settings().with_overrides(data_dir=folder / "data"))
+        self.library = Library(
+            load_settings().with_overrides(data_dir=folder / "data", compact_encodings=False)
+        )
         self.ids = json.loads((folder / "ids.json").read_text())
         self.questions = {p: [q for q in load_questions(data, p, "dev") if q.answerable]
                           for p in PAIRS}  # fmt: skip
