@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pytest
 
@@ -23,7 +24,8 @@ from index.embeddings import Embedder
 from index.errors import DuplicateArticle, UnknownArticle
 from index.library import Library
 from index.records import Answer, Article
-from index.storage import faiss_files, sql
+from index.storage import codec, faiss_files, sql
+from index.storage.compact import TokenCodebook
 from index.storage.migrations import SQLITE, latest
 from tests.conftest import SEED_ARTICLE, fixture_bytes, fixture_text, library_state
 
@@ -606,7 +608,7 @@ def test_absurd_article_ids_are_unknown_with_a_short_message(library: Library, n
 
 
 def stored_token_bytes(library: Library) -> dict[int, int]:
-    """Bytes of stored token vectors per encoding format (0 full, 1 compact)."""
+    """Bytes of stored token vectors per encoding format (see `index.storage.codec`)."""
     rows = library.storage._query(
         "SELECT format, SUM(LENGTH(token_vectors)) FROM encodings GROUP BY format"
     )
@@ -617,9 +619,8 @@ def test_token_vectors_are_compacted_once_the_model_has_read_enough(
     settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Articles stored in full (by an older version, or before the model had read enough to
-    learn its codebook) are compacted when the library is opened: a tenth of the size or less,
-    the same best quotes. Articles added afterwards are stored compactly from the start."""
-    settings = settings.with_overrides(compact_encodings=True)
+    learn its codebook) are compacted when the library is opened: a quarter of the size, the
+    same best quotes. Articles added afterwards are stored compactly from the start."""
     library = Library(settings, embedder=embedder)
     monkeypatch.setattr(sql, "TRAINING_TOKENS", 10**9)
     add_seed(library)
@@ -628,11 +629,11 @@ def test_token_vectors_are_compacted_once_the_model_has_read_enough(
     before = {q: library.ask(GERMAN, q).quotes[0] for q in (IRAN_QUESTION, BUS_QUESTION)}
     library.close()
 
-    monkeypatch.setattr(sql, "TRAINING_TOKENS", 300)  # FAISS needs 256 per centroid set
+    monkeypatch.setattr(sql, "TRAINING_TOKENS", 300)
     compacted = Library(settings, embedder=embedder)
     sizes = stored_token_bytes(compacted)
-    assert set(full) == {0} and set(sizes) == {1}
-    assert sizes[1] * 10 <= full[0]
+    assert set(full) == {codec.FULL} and set(sizes) == {codec.PACKED}
+    assert sizes[codec.PACKED] * 4 == full[codec.FULL]
     for question, quote in before.items():
         first = compacted.ask(GERMAN, question).quotes[0]
         assert (first.article_id, first.start, first.end) == (
@@ -640,24 +641,79 @@ def test_token_vectors_are_compacted_once_the_model_has_read_enough(
         )  # fmt: skip
 
     added = compacted.add_text(GERMAN, SHORT_GERMAN)
-    assert set(stored_token_bytes(compacted)) == {1}
+    assert set(stored_token_bytes(compacted)) == {codec.PACKED}
     answer = compacted.ask(GERMAN, "Wie lang ist die neue Veloroute?")
     assert answer.quotes[0].article_id == added.id
     compacted.close()
 
 
-def test_token_vectors_stay_full_unless_compaction_is_chosen(
-    library: Library, reopen: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_library_compacted_by_the_previous_version_keeps_its_answers(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Compaction costs answer quality, so by default nothing is compacted, however much the
-    model has read, and no codebook is learnt."""
-    monkeypatch.setattr(sql, "TRAINING_TOKENS", 300)
+    """A library compacted with the previous version's product-quantiser codebook (32-byte
+    codes, int32 ids, uint16 spans) reads as before, and takes new articles with that same
+    codebook."""
+    monkeypatch.setattr(sql, "TRAINING_TOKENS", 10**9)
+    library = Library(settings, embedder=embedder)
     add_seed(library)
     add_english(library, GERMAN)
+    model = embedder.model_key
+    storage = library.storage
+    rows = storage._query(f"SELECT key, {sql.ENCODING_COLUMNS} FROM encodings e")
+    encodings = {row[0]: codec.decode(row[1:], None) for row in rows}
+    sample = np.concatenate([e.tokens.vectors for e in encodings.values()]).astype(np.float32)
+    legacy = previous_version_codebook(sample)
+    value = storage._model_value(model)
+    column = storage._MODEL_COLUMN
+    with storage._statements() as transaction:
+        transaction.run(
+            f"INSERT INTO token_codebooks ({column}, codebook) VALUES (?, ?)",
+            (value, legacy.to_bytes()),
+        )
+        for key, encoding in encodings.items():
+            tokens = encoding.tokens
+            vector = codec.encode(encoding, legacy)[0]
+            transaction.run(
+                "UPDATE encodings SET vector = ?, token_ids = ?, token_spans = ?,"
+                f" token_vectors = ?, format = ? WHERE {column} = ? AND key = ?",
+                (vector, tokens.ids.astype(np.int32).tobytes(),
+                 tokens.spans.astype(np.uint16).tobytes(), legacy.encode(tokens.vectors),
+                 codec.COMPACT, value, key),
+            )  # fmt: skip
     library.close()
-    reopened = reopen()
-    assert set(stored_token_bytes(reopened)) == {0}
-    assert reopened.storage.codebook_of(reopened.embedder.model_key) is None
+
+    reopened = Library(settings, embedder=embedder)
+    assert set(stored_token_bytes(reopened)) == {codec.COMPACT}
+    answer = reopened.ask(GERMAN, IRAN_QUESTION)
+    assert answer.found and "Iran" in answer.quotes[0].text
+    added = reopened.add_text(GERMAN, SHORT_GERMAN)
+    assert set(stored_token_bytes(reopened)) == {codec.COMPACT, codec.PACKED}
+    assert reopened.ask(GERMAN, "Wie lang ist die neue Veloroute?").quotes[0].article_id == (
+        added.id
+    )
+    reopened.close()
+
+
+def previous_version_codebook(sample: np.ndarray) -> TokenCodebook:
+    """A product quantiser of 32 bytes a token, the way the previous version learnt it."""
+    quantiser = faiss.ProductQuantizer(sample.shape[1], 32, 8)
+    quantiser.cp.min_points_per_centroid = 1
+    quantiser.train(np.ascontiguousarray(sample))
+    return TokenCodebook.from_bytes(TokenCodebook(quantiser).to_bytes())
+
+
+def test_token_vectors_stay_full_when_compaction_is_turned_off(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `compact_encodings = false` nothing is compacted, however much the model has
+    read, and no codebook is learnt."""
+    monkeypatch.setattr(sql, "TRAINING_TOKENS", 300)
+    library = Library(settings.with_overrides(compact_encodings=False), embedder=embedder)
+    add_seed(library)
+    add_english(library, GERMAN)
+    assert set(stored_token_bytes(library)) == {codec.FULL}
+    assert library.storage.codebook_of(library.embedder.model_key) is None
+    library.close()
 
 
 # ---- large chats -----------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 """How records become table rows and back, the same way in every engine.
 
-Encodings are stored as raw little-endian arrays, in one of two formats (a column says which):
+Encodings are stored as raw little-endian arrays, in one of three formats (a column says
+which):
 
 - FULL: the sentence vector in float32, token ids and spans in int32, token vectors in float16.
   What a model's first tokens are kept as, and what older versions wrote.
 - COMPACT: the sentence vector in int8 with a float32 scale, token ids in int32, spans in
-  uint16, token vectors as product-quantiser codes (see `index.storage.compact`): about a
-  tenth of the size, once the model's codebook has been learnt.
+  uint16, token vectors as product-quantiser codes (see `index.storage.compact`). Written by
+  the previous version; still read.
+- PACKED: as COMPACT, but token ids in three bytes (every vocabulary here is under 2**24) and
+  each span as two bytes: how far it starts after the previous token's start, and its length.
+  What is written once the model's codebook has been learnt.
 """
 
 from __future__ import annotations
@@ -19,47 +23,77 @@ import numpy as np
 from index.records import Article, ArticleDraft, ArticleExport, Encoding, Sentence, TokenVectors
 from index.storage.compact import TokenCodebook
 
-FULL, COMPACT = 0, 1
-_LONGEST_COMPACT_SPAN = np.iinfo(np.uint16).max
+FULL, COMPACT, PACKED = 0, 1, 2
+_ID_BYTES = 3
+_LARGEST_PACKED_ID = 2 ** (8 * _ID_BYTES) - 1
+_LARGEST_PACKED_STEP = np.iinfo(np.uint8).max
 
 
 def encode(
     encoding: Encoding, codebook: TokenCodebook | None
 ) -> tuple[bytes, bytes, bytes, bytes, int]:
-    """(vector, token ids, token spans, token vectors, format) of an encoding: COMPACT when
-    the model has a codebook (and the sentence is not absurdly long), else FULL."""
+    """(vector, token ids, token spans, token vectors, format) of an encoding: PACKED when
+    the model has a codebook (and the tokens fit the packing, as all but absurd ones do),
+    else FULL."""
     tokens = encoding.tokens
-    ids = tokens.ids.astype(np.int32).tobytes()
-    if codebook is None or (tokens.spans.size and tokens.spans.max() > _LONGEST_COMPACT_SPAN):
+    steps = _span_steps(tokens.spans)
+    if (
+        codebook is None
+        or steps is None
+        or (tokens.ids.size and tokens.ids.max() > _LARGEST_PACKED_ID)
+    ):
         return (
             encoding.vector.astype(np.float32).tobytes(),
-            ids,
+            tokens.ids.astype(np.int32).tobytes(),
             tokens.spans.astype(np.int32).tobytes(),
             tokens.vectors.astype(np.float16).tobytes(),
             FULL,
         )
     scale = max(float(np.abs(encoding.vector).max()), 1e-9) / 127
     vector = np.round(encoding.vector / scale).astype(np.int8)
+    ids = tokens.ids.astype("<u4").view(np.uint8).reshape(-1, 4)[:, :_ID_BYTES]
     return (
         np.float32(scale).tobytes() + vector.tobytes(),
-        ids,
-        tokens.spans.astype(np.uint16).tobytes(),
+        ids.tobytes(),
+        steps.tobytes(),
         codebook.encode(tokens.vectors),
-        COMPACT,
+        PACKED,
     )
+
+
+def _span_steps(spans: np.ndarray) -> np.ndarray | None:
+    """Token spans as uint8 (start after the previous token's start, length) pairs; None when
+    a token starts before its predecessor or a step does not fit a byte."""
+    if not spans.size:
+        return np.zeros((0, 2), dtype=np.uint8)
+    starts = spans[:, 0].astype(np.int64)
+    steps = np.stack([np.diff(starts, prepend=0), spans[:, 1] - starts], axis=1)
+    if steps.min() < 0 or steps.max() > _LARGEST_PACKED_STEP:
+        return None
+    return steps.astype(np.uint8)
+
+
+def _unpack_spans(blob: bytes) -> np.ndarray:
+    steps = np.frombuffer(blob, dtype=np.uint8).astype(np.int32).reshape(-1, 2)
+    starts = np.cumsum(steps[:, 0])
+    return np.stack([starts, starts + steps[:, 1]], axis=1).astype(np.int32)
 
 
 def decode(blobs: Sequence, codebook: TokenCodebook | None) -> Encoding:
     """An encoding from its stored (vector, token ids, token spans, token vectors, format).
 
-    A COMPACT row needs its model's codebook, which exists whenever such a row does."""
+    A COMPACT or PACKED row needs its model's codebook, which exists whenever such a row
+    does."""
     vector_blob, ids_blob, spans_blob, tokens_blob, form = blobs
     vector = sentence_vector(vector_blob, form)
-    ids = token_ids(ids_blob)
-    if form == COMPACT:
+    ids = token_ids(ids_blob, form)
+    if form != FULL:
         if codebook is None:
             raise RuntimeError("Compact encodings are stored without their model's codebook.")
-        spans = np.frombuffer(spans_blob, dtype=np.uint16).astype(np.int32).reshape(-1, 2)
+        if form == PACKED:
+            spans = _unpack_spans(spans_blob)
+        else:
+            spans = np.frombuffer(spans_blob, dtype=np.uint16).astype(np.int32).reshape(-1, 2)
         vectors = codebook.decode(bytes(tokens_blob))
     else:
         spans = np.frombuffer(spans_blob, dtype=np.int32).reshape(-1, 2)
@@ -69,7 +103,7 @@ def decode(blobs: Sequence, codebook: TokenCodebook | None) -> Encoding:
 
 def sentence_vector(blob: bytes, form: int) -> np.ndarray:
     """A stored sentence vector as float32."""
-    if form == COMPACT:
+    if form != FULL:
         scale = np.frombuffer(blob[:4], dtype=np.float32)[0]
         return np.frombuffer(blob[4:], dtype=np.int8).astype(np.float32) * scale
     return np.frombuffer(blob, dtype=np.float32)
@@ -80,8 +114,14 @@ def full_token_vectors(blob: bytes, dimension: int) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float16).reshape(-1, dimension)
 
 
-def token_ids(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype=np.int32)
+def token_ids(blob: bytes, form: int) -> np.ndarray:
+    """Stored token ids as int32."""
+    if form != PACKED:
+        return np.frombuffer(blob, dtype=np.int32)
+    packed = np.frombuffer(blob, dtype=np.uint8).reshape(-1, _ID_BYTES)
+    wide = np.zeros((len(packed), 4), dtype=np.uint8)
+    wide[:, :_ID_BYTES] = packed
+    return wide.view("<u4").reshape(-1).astype(np.int32)
 
 
 def vectors(rows: Sequence[tuple[bytes, int]]) -> np.ndarray:

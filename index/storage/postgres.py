@@ -280,13 +280,13 @@ class PostgresStorage(SQLStorage):
         if known is None:
             return []
         rows = self._query(
-            "SELECT e.token_ids FROM sentences s JOIN articles a ON a.id = s.article_id"
+            "SELECT e.token_ids, e.format FROM sentences s JOIN articles a ON a.id = s.article_id"
             " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model_id = %s"
             " JOIN encodings e ON e.key = se.key AND e.model_id = se.model_id"
             " WHERE a.chat_id = %s",
             (known[0], chat_id),
         )
-        return [codec.token_ids(r[0]) for r in rows]
+        return [codec.token_ids(bytes(r[0]), r[1]) for r in rows]
 
     # The encoding cache
 

@@ -49,11 +49,6 @@ class SQLiteStorage(SQLStorage):
         self.location = str(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
-        if compact:
-            # Compact encodings are about 2 KB a row: pages of 16 KB hold eight, where 4 KB
-            # pages held one and left a quarter empty. Full rows (about 16 KB) are the other
-            # way round: in 16 KB pages each spills into a second page. New files only.
-            self._db.execute("PRAGMA page_size=16384")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -236,12 +231,12 @@ class SQLiteStorage(SQLStorage):
 
     def chat_token_ids(self, chat_id: str, model: str) -> list[np.ndarray]:
         rows = self._query(
-            "SELECT e.token_ids FROM sentences s JOIN articles a ON a.id = s.article_id"
+            "SELECT e.token_ids, e.format FROM sentences s JOIN articles a ON a.id = s.article_id"
             " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
             " JOIN encodings e ON e.key = se.key AND e.model = se.model WHERE a.chat_id = ?",
             (model, chat_id),
         )
-        return [codec.token_ids(r[0]) for r in rows]
+        return [codec.token_ids(bytes(r[0]), r[1]) for r in rows]
 
     # The encoding cache
 
