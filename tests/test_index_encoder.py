@@ -73,6 +73,13 @@ def pair(
     )
 
 
+def opened(libraries: tuple[Library, Library]) -> Iterator[tuple[Library, Library]]:
+    """Both libraries for a test, closed after it."""
+    yield libraries
+    for library in libraries:
+        library.close()
+
+
 @pytest.fixture
 def int8_and_fp32(
     tmp_path: Path,
@@ -80,10 +87,7 @@ def int8_and_fp32(
     fp32_embedder: Embedder,
     request: pytest.FixtureRequest,
 ) -> Iterator[tuple[Library, Library]]:
-    libraries = pair(tmp_path, request, int8_embedder, fp32_embedder)
-    yield libraries
-    for library in libraries:
-        library.close()
+    yield from opened(pair(tmp_path, request, int8_embedder, fp32_embedder))
 
 
 @pytest.fixture
@@ -93,10 +97,7 @@ def fp32_and_torch(
     torch_embedder: Embedder,
     request: pytest.FixtureRequest,
 ) -> Iterator[tuple[Library, Library]]:
-    libraries = pair(tmp_path, request, fp32_embedder, torch_embedder)
-    yield libraries
-    for library in libraries:
-        library.close()
+    yield from opened(pair(tmp_path, request, fp32_embedder, torch_embedder))
 
 
 def test_onnx_fp32_is_the_default_and_the_others_are_selectable(

@@ -25,6 +25,7 @@ from collections import Counter
 
 import numpy as np
 
+from index.answer.chat_cache import ChatCache
 from index.answer.query import Query
 from index.records import Hit, TokenVectors
 from index.storage.base import Storage
@@ -64,21 +65,21 @@ class WordRarity:
     def __init__(self, storage: Storage, model_key: str) -> None:
         self.storage = storage
         self.model_key = model_key
-        self._tables: dict[str, tuple[int, int, Counter]] = {}
+        self._tables: ChatCache[tuple[int, Counter]] = ChatCache(storage, self._count)
 
     def weights(self, chat_id: str, ids: np.ndarray) -> np.ndarray:
-        version = self.storage.chat_version(chat_id)
-        table = self._tables.get(chat_id)
-        if table is None or table[0] != version:
-            counts: Counter = Counter()
-            sentences = self.storage.chat_token_ids(chat_id, self.model_key)
-            for token_ids in sentences:
-                counts.update(set(token_ids.tolist()))
-            table = self._tables[chat_id] = (version, len(sentences), counts)
-        _version, total, counts = table
+        total, counts = self._tables.get(chat_id)
         return np.array(
             [math.log(1 + total / (1 + counts.get(int(i), 0))) for i in ids], dtype=np.float32
         )
+
+    def _count(self, chat_id: str) -> tuple[int, Counter]:
+        """How many sentences the chat has, and in how many of them each token id occurs."""
+        counts: Counter = Counter()
+        sentences = self.storage.chat_token_ids(chat_id, self.model_key)
+        for token_ids in sentences:
+            counts.update(set(token_ids.tolist()))
+        return len(sentences), counts
 
 
 def _match(

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 import unicodedata
-from collections import OrderedDict
 
+from index.answer.chat_cache import ChatCache
 from index.storage.base import Storage
 
 # Spellings without umlauts or ß, and what they may stand for.
@@ -23,50 +22,29 @@ _STAND_IN = re.compile("|".join(_STAND_INS))
 _WORD = re.compile(r"\w+")
 # A word with more stand-ins than this is left as it is (2^n spellings would be tried).
 _MOST_STAND_INS = 4
-# The vocabularies of this many chats, the most recently asked, are kept in memory.
-_CHATS_KEPT = 64
-
-
-class ChatVocabulary:
-    """The words (lower case) of each chat's articles, read again whenever they change."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self._words: OrderedDict[str, tuple[int, frozenset[str]]] = OrderedDict()
-        self._lock = threading.Lock()  # questions of several chats are answered at once
-
-    def words(self, chat_id: str) -> frozenset[str]:
-        with self._lock:
-            return self._current_words(chat_id)
-
-    def _current_words(self, chat_id: str) -> frozenset[str]:
-        version = self.storage.chat_version(chat_id)
-        known = self._words.get(chat_id)
-        if known is None or known[0] != version:
-            words = frozenset(
-                word
-                for article in self.storage.articles(chat_id)
-                for word in _WORD.findall(article.text.lower())
-            )
-            known = self._words[chat_id] = (version, words)
-        self._words.move_to_end(chat_id)
-        while len(self._words) > _CHATS_KEPT:
-            self._words.popitem(last=False)
-        return known[1]
 
 
 class SpellingMatcher:
     """Rewrites a question's words into the spelling the chat's articles use (see above)."""
 
     def __init__(self, storage: Storage) -> None:
-        self.vocabulary = ChatVocabulary(storage)
+        self.storage = storage
+        self.vocabulary: ChatCache[frozenset[str]] = ChatCache(storage, self._words)
 
     def run(self, chat_id: str, question: str) -> str:
         question = unicodedata.normalize("NFC", question)
         if not _STAND_IN.search(question.lower()):
             return question  # nothing to respell: the library need not be read
-        known = self.vocabulary.words(chat_id)
+        known = self.vocabulary.get(chat_id)
         return _WORD.sub(lambda word: _respelt(word.group(), known), question)
+
+    def _words(self, chat_id: str) -> frozenset[str]:
+        """The words (lower case) of the chat's articles."""
+        return frozenset(
+            word
+            for article in self.storage.articles(chat_id)
+            for word in _WORD.findall(article.text.lower())
+        )
 
 
 def _respelt(word: str, known: frozenset[str]) -> str:
