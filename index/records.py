@@ -61,7 +61,7 @@ class TokenVectors:
 
     ids: np.ndarray  # int32 (n,)
     spans: np.ndarray  # int32 (n, 2)
-    vectors: np.ndarray  # float16 (n, dim)
+    vectors: np.ndarray  # float16 (n, dim) as made and stored; float32 rebuilt from codes
     content: np.ndarray  # bool (n,)
 
 

@@ -23,7 +23,7 @@ from index.config import Settings
 from index.embeddings import Embedder
 from index.errors import DuplicateArticle, UnknownArticle
 from index.library import Library
-from index.records import Answer, Article
+from index.records import Answer, Article, Encoding, TokenVectors
 from index.storage import codec, faiss_files, sql
 from index.storage.compact import TokenCodebook
 from index.storage.migrations import SQLITE, latest
@@ -692,6 +692,34 @@ def test_a_library_compacted_by_the_previous_version_keeps_its_answers(
         added.id
     )
     reopened.close()
+
+
+def test_rows_of_both_formats_read_together_as_each_alone() -> None:
+    """A question reads its candidates' rows in one go; a row kept in full (tokens that do not
+    pack) among compact ones gets its own vectors back, and each compact row its own."""
+    rng = np.random.default_rng(7)
+    unit = rng.normal(size=(600, 32)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    codebook = TokenCodebook.learn(unit)
+
+    def encoding(first: int, count: int, step: int) -> Encoding:
+        spans = np.array([[i * step, i * step + 3] for i in range(count)], dtype=np.int32)
+        tokens = TokenVectors(
+            np.arange(count, dtype=np.int32), spans,
+            unit[first : first + count].astype(np.float16), np.ones(count, dtype=bool),
+        )  # fmt: skip
+        return Encoding(unit[first], tokens)
+
+    stored = {"a": encoding(0, 5, 4), "far": encoding(5, 3, 400), "b": encoding(8, 7, 2)}
+    rows = [(key, *codec.encode(e, codebook)) for key, e in stored.items()]
+    assert [row[5] for row in rows] == [codec.PACKED, codec.FULL, codec.PACKED]
+    together = codec.decode_rows(rows, codebook)
+    for key, *blobs in rows:
+        alone = codec.decode(blobs, codebook).tokens
+        assert np.array_equal(together[key].tokens.vectors, alone.vectors)
+        assert np.array_equal(together[key].tokens.spans, stored[key].tokens.spans)
+        similarity = (together[key].tokens.vectors * stored[key].tokens.vectors).sum(axis=1)
+        assert similarity.min() > 0.9
 
 
 def previous_version_codebook(sample: np.ndarray) -> TokenCodebook:

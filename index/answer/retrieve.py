@@ -89,7 +89,7 @@ def _match(
     total = weights.sum()
     if len(tokens.ids) == 0 or total <= 0:  # total 0: a question of invisible characters only
         return 0.0, np.zeros(len(weights), dtype=np.int64)
-    similarity = query @ tokens.vectors.astype(np.float32).T
+    similarity = query @ np.asarray(tokens.vectors, dtype=np.float32).T
     best = similarity.argmax(axis=1)
     score = float((similarity[np.arange(len(best)), best] * weights).sum() / total)
     return score, best
@@ -103,7 +103,7 @@ def _highlights(
     Only the rarer half of the question's words count, so "with" or "the" are never bold."""
     if len(tokens.ids) == 0 or not (weights > 0).any():
         return ()
-    similarity = query @ tokens.vectors.astype(np.float32).T
+    similarity = query @ np.asarray(tokens.vectors, dtype=np.float32).T
     best = similarity.argmax(axis=1)
     telling = weights >= np.median(weights[weights > 0])
     good = telling & (similarity[np.arange(len(best)), best] >= HIGHLIGHT_SIMILARITY)

@@ -74,9 +74,11 @@ def _span_steps(spans: np.ndarray) -> np.ndarray | None:
 
 
 def _unpack_spans(blob: bytes) -> np.ndarray:
-    steps = np.frombuffer(blob, dtype=np.uint8).astype(np.int32).reshape(-1, 2)
-    starts = np.cumsum(steps[:, 0])
-    return np.stack([starts, starts + steps[:, 1]], axis=1).astype(np.int32)
+    steps = np.frombuffer(blob, dtype=np.uint8).reshape(-1, 2)
+    spans = np.empty(steps.shape, dtype=np.int32)
+    np.cumsum(steps[:, 0], dtype=np.int32, out=spans[:, 0])
+    spans[:, 1] = spans[:, 0] + steps[:, 1]
+    return spans
 
 
 def decode(blobs: Sequence, codebook: TokenCodebook | None) -> Encoding:
@@ -84,20 +86,35 @@ def decode(blobs: Sequence, codebook: TokenCodebook | None) -> Encoding:
 
     A COMPACT or PACKED row needs its model's codebook, which exists whenever such a row
     does."""
+    return decode_rows([(None, *blobs)], codebook)[None]
+
+
+def decode_rows(rows: Sequence[Sequence], codebook: TokenCodebook | None) -> dict:
+    """Encodings by key from stored rows of (key, *the columns `decode` reads), with the token
+    codes of all of them rebuilt in one call of the codebook (a question reads some sixty)."""
+    codes = [bytes(row[4]) for row in rows if row[5] != FULL]
+    if codes and codebook is None:
+        raise RuntimeError("Compact encodings are stored without their model's codebook.")
+    rebuilt = iter(())
+    if codes:
+        counts = [len(blob) // codebook.code_size for blob in codes]
+        rebuilt = iter(np.split(codebook.decode(b"".join(codes)), np.cumsum(counts)[:-1]))
+    return {row[0]: _decode(row[1:], next(rebuilt) if row[5] != FULL else None) for row in rows}
+
+
+def _decode(blobs: Sequence, rebuilt: np.ndarray | None) -> Encoding:
+    """One row, its token vectors already `rebuilt` from their codes unless stored in full."""
     vector_blob, ids_blob, spans_blob, tokens_blob, form = blobs
     vector = sentence_vector(vector_blob, form)
     ids = token_ids(ids_blob, form)
-    if form != FULL:
-        if codebook is None:
-            raise RuntimeError("Compact encodings are stored without their model's codebook.")
-        if form == PACKED:
-            spans = _unpack_spans(spans_blob)
-        else:
-            spans = np.frombuffer(spans_blob, dtype=np.uint16).astype(np.int32).reshape(-1, 2)
-        vectors = codebook.decode(bytes(tokens_blob))
-    else:
+    if form == FULL:
         spans = np.frombuffer(spans_blob, dtype=np.int32).reshape(-1, 2)
         vectors = np.frombuffer(tokens_blob, dtype=np.float16).reshape(len(ids), len(vector))
+    elif form == PACKED:
+        spans, vectors = _unpack_spans(spans_blob), rebuilt
+    else:
+        spans = np.frombuffer(spans_blob, dtype=np.uint16).astype(np.int32).reshape(-1, 2)
+        vectors = rebuilt
     return Encoding(vector, TokenVectors(ids, spans, vectors, np.ones(len(ids), dtype=bool)))
 
 

@@ -76,10 +76,10 @@ class TokenCodebook:
         return self._quantiser.compute_codes(vectors).tobytes()
 
     def decode(self, blob: bytes) -> np.ndarray:
-        """The tokens' vectors, rebuilt and made unit length again (float16, like stored ones)."""
+        """The tokens' vectors, rebuilt and made unit length again (float32, ready to match)."""
         if not blob:
-            return np.zeros((0, self.dimension), dtype=np.float16)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         codes = np.frombuffer(blob, dtype=np.uint8).reshape(-1, self.code_size)
         vectors = self._quantiser.decode(codes)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
-        return vectors.astype(np.float16)
+        return vectors

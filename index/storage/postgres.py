@@ -272,8 +272,8 @@ class PostgresStorage(SQLStorage):
             " WHERE se.model_id = %s AND se.sentence_id = ANY(%s)",
             (known[0], _ids(sentence_ids)),
         )
-        codebook = self._codebook(known[0])
-        return {row[0]: codec.decode(row[1:], codebook).tokens for row in rows}
+        encodings = codec.decode_rows(rows, self._codebook(known[0]))
+        return {sentence_id: encoding.tokens for sentence_id, encoding in encodings.items()}
 
     def chat_token_ids(self, chat_id: str, model: str) -> list[np.ndarray]:
         known = self._model(model)
@@ -299,8 +299,7 @@ class PostgresStorage(SQLStorage):
             " WHERE e.model_id = %s AND e.key = ANY(%s)",
             (known[0], sorted(set(keys))),
         )
-        codebook = self._codebook(known[0])
-        return {row[0]: codec.decode(row[1:], codebook) for row in rows}
+        return codec.decode_rows(rows, self._codebook(known[0]))
 
     def articles_lacking_encodings(self, chat_id: str, model: str) -> list[int]:
         known = self._model(model)
@@ -528,7 +527,7 @@ def _insert_vectors(
             " WHERE e.model_id = %s AND e.key = ANY(%s)",
             (model_id, missing),
         ).fetchall()
-        known.update({row[0]: codec.decode(row[1:], codebook) for row in rows})
+        known.update(codec.decode_rows(rows, codebook))
     db.cursor().executemany(
         "INSERT INTO sentence_vectors (sentence_id, model_id, chat_id, vector)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT (model_id, sentence_id)"

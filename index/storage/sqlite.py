@@ -218,22 +218,25 @@ class SQLiteStorage(SQLStorage):
         return mates
 
     def sentence_tokens(self, model: str, sentence_ids: Iterable[int]) -> dict[int, TokenVectors]:
+        # CROSS JOIN keeps SQLite to this order; left to itself, it may walk every encoding of
+        # the model and look each up, which costs time with the size of the whole database.
         rows = self._query_in(
-            f"SELECT s.id, {ENCODING_COLUMNS} FROM sentences s"
-            " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
-            " JOIN encodings e ON e.key = se.key AND e.model = se.model"
-            " WHERE s.id IN ({marks})",
+            f"SELECT se.sentence_id, {ENCODING_COLUMNS} FROM sentence_encodings se"
+            " CROSS JOIN encodings e ON e.model = se.model AND e.key = se.key"
+            " WHERE se.model = ? AND se.sentence_id IN ({marks})",
             (int(i) for i in sentence_ids),
             model,
         )
-        codebook = self._codebook(model)
-        return {row[0]: codec.decode(row[1:], codebook).tokens for row in rows}
+        encodings = codec.decode_rows(rows, self._codebook(model))
+        return {sentence_id: encoding.tokens for sentence_id, encoding in encodings.items()}
 
     def chat_token_ids(self, chat_id: str, model: str) -> list[np.ndarray]:
         rows = self._query(
-            "SELECT e.token_ids, e.format FROM sentences s JOIN articles a ON a.id = s.article_id"
-            " JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
-            " JOIN encodings e ON e.key = se.key AND e.model = se.model WHERE a.chat_id = ?",
+            "SELECT e.token_ids, e.format FROM articles a"
+            " CROSS JOIN sentences s ON s.article_id = a.id"
+            " CROSS JOIN sentence_encodings se ON se.sentence_id = s.id AND se.model = ?"
+            " CROSS JOIN encodings e ON e.model = se.model AND e.key = se.key"
+            " WHERE a.chat_id = ?",
             (model, chat_id),
         )
         return [codec.token_ids(bytes(r[0]), r[1]) for r in rows]
@@ -247,8 +250,7 @@ class SQLiteStorage(SQLStorage):
             keys,
             model,
         )
-        codebook = self._codebook(model)
-        return {row[0]: codec.decode(row[1:], codebook) for row in rows}
+        return codec.decode_rows(rows, self._codebook(model))
 
     def articles_lacking_encodings(self, chat_id: str, model: str) -> list[int]:
         rows = self._query(
