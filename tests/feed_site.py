@@ -37,7 +37,8 @@ def rss(title: str, items: list[tuple[str, str | None]]) -> bytes:
 
 
 class FeedSite:
-    """The site; `publish(page)` puts an article at the top of its feed."""
+    """The site; `publish(page)` puts an article at the top of its feed, `withdraw(page)`
+    takes it off."""
 
     TITLE = "Testwoche Nachrichten"
 
@@ -45,6 +46,7 @@ class FeedSite:
         self.published: list[str] = []  # page names, newest first
         self.requests: list[tuple[str, str | None]] = []  # (path, If-None-Match)
         self.broken = False  # /feed.xml answers 500 while set
+        self._revision = 0  # the feed's ETag
         self._lock = threading.Lock()
         site = self
 
@@ -73,6 +75,12 @@ class FeedSite:
     def publish(self, page: str) -> None:
         with self._lock:
             self.published.insert(0, page)
+            self._revision += 1
+
+    def withdraw(self, page: str) -> None:
+        with self._lock:
+            self.published.remove(page)
+            self._revision += 1
 
     def feed_requests(self) -> list[str | None]:
         """The If-None-Match header of each request for /feed.xml so far."""
@@ -90,7 +98,7 @@ class FeedSite:
             if self.broken:
                 return _send(handler, 500, "text/plain", b"down for maintenance")
             body = self._feed()
-            etag = f'"{len(self.published)}"'
+            etag = f'"{self._revision}"'
             if handler.headers.get("If-None-Match") == etag:
                 return _send(handler, 304, None, b"", etag)
             return _send(handler, 200, "application/rss+xml; charset=utf-8", body, etag)

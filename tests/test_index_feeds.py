@@ -81,6 +81,24 @@ def test_a_poll_adds_at_most_the_limit_and_skips_what_is_not_an_article(
         library.close()
 
 
+def test_a_feed_remembers_only_the_items_it_still_lists(library: Library, site: FeedSite) -> None:
+    """What a feed no longer lists is forgotten, so following a busy feed for years keeps a
+    short memory; what it still lists is never added again, even once removed from the chat."""
+    site.publish("de_article.html")
+    followed = library.feeds.follow("chat", site.url("feed.xml"), None, "de")
+    feed_id = followed.feed.id
+    library.remove("chat", followed.added[0].number)
+    site.publish("en_article.html")
+    site.withdraw("de_article.html")
+    assert [a.title for a in library.feeds.poll(library.feeds.claim_due()).added] == [LEEDS]
+    de, en = site.url("de_article.html"), site.url("en_article.html")
+    assert library.storage.unseen_items(feed_id, [de, en]) == [de]
+
+    site.publish("missing.html")  # the feed changes; Leeds stays listed
+    assert library.feeds.poll(library.feeds.claim_due()).added == []
+    assert [a.title for a in library.articles("chat")] == [LEEDS]
+
+
 def test_a_claimed_feed_is_not_claimed_again_until_its_poll_is_recorded(
     library: Library, site: FeedSite
 ) -> None:

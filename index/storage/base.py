@@ -221,8 +221,10 @@ class Storage(ABC):
         self, feed: Feed, seen: list[str], next_poll: float, success_at: str | None
     ) -> None:
         """Store a poll's outcome as `feed` now says it (conditional-request validators,
-        error, failure count, reported, paused), mark the item ids `seen`, set when it is due
-        next (epoch seconds) and release the claim. `success_at`: the time of a success."""
+        error, failure count, reported, paused), set when it is due next (epoch seconds) and
+        release the claim. `success_at`: the time of a success. `seen`: the item ids the feed
+        lists now, which become all it remembers (so that memory stays as short as the feed);
+        empty when nothing was read."""
 
     @abstractmethod
     def collects_links(self, chat_id: str) -> bool:

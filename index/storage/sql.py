@@ -430,6 +430,12 @@ class SQLStorage(Storage):
                     "INSERT INTO feed_items (feed_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING",
                     [(feed.id, key) for key in seen],
                 )
+                listed = set(seen)
+                known = transaction.run("SELECT key FROM feed_items WHERE feed_id = ?", (feed.id,))
+                transaction.run_many(
+                    "DELETE FROM feed_items WHERE feed_id = ? AND key = ?",
+                    [(feed.id, key) for (key,) in known if key not in listed],
+                )
 
     def collects_links(self, chat_id: str) -> bool:
         rows = self._query("SELECT collect_links FROM chat_settings WHERE chat_id = ?", (chat_id,))
