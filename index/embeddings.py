@@ -79,6 +79,20 @@ def _content_mask(text: str, spans: np.ndarray) -> np.ndarray:
     return mask
 
 
+def _words_only(encoding: Encoding, text: str) -> Encoding:
+    """The encoding without the token vectors of punctuation and bare spaces: a tenth of what a
+    sentence stores, and never what a question's words should match (measured on XQuAD dev
+    with `bench/token_study.py words:SQ4`: R@1 unchanged)."""
+    tokens = encoding.tokens
+    keep = np.array([any(c.isalnum() for c in text[a:b]) for a, b in tokens.spans], dtype=bool)
+    if keep.all() or not keep.any():
+        return encoding
+    kept = TokenVectors(
+        tokens.ids[keep], tokens.spans[keep], tokens.vectors[keep], tokens.content[keep]
+    )
+    return Encoding(encoding.vector, kept)
+
+
 class Embedder:
     """Turns questions and articles into vectors with the configured model.
 
@@ -216,7 +230,7 @@ class Embedder:
                 if not self.contextual:
                     vector = _normalise(source.pooled).astype(np.float32)
                     encoding = Encoding(vector, encoding.tokens)
-                sentences.append(encoding)
+                sentences.append(_words_only(encoding, passage[start:end]))
             encodings.append(sentences)
         return encodings
 

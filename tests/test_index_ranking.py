@@ -150,6 +150,22 @@ def test_question_words_and_punctuation_carry_no_weight(library: Library) -> Non
     assert weights.min() > 0
 
 
+def test_sentences_keep_token_vectors_for_their_words_only(library: Library) -> None:
+    """Punctuation and bare spaces are never what a question's words should match, so no token
+    vector is kept for them; every word of a sentence keeps its tokens."""
+    article = library.add_text(
+        CHAT, "Die Kosten des neuen Tunnels: 3,5 Mio. Franken (Stand 2024) – so sagt es der Bund!"
+    )
+    sentences = library.storage.sentences_of(article.id)
+    tokens = library.storage.sentence_tokens(library.embedder.model_key, [s.id for s in sentences])
+    for sentence in sentences:
+        text = article.text[sentence.start : sentence.end]
+        pieces = [text[a:b] for a, b in tokens[sentence.id].spans]
+        assert pieces and all(any(c.isalnum() for c in piece) for piece in pieces)
+        covered = {i for a, b in tokens[sentence.id].spans for i in range(a, b)}
+        assert all(i in covered for i, c in enumerate(text) if c.isalnum())
+
+
 def _tokens(vectors: list[list[float]], spans: list[tuple[int, int]]) -> TokenVectors:
     matrix = np.array(vectors, dtype=np.float16)
     return TokenVectors(
