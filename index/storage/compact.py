@@ -1,16 +1,19 @@
-"""Compact token vectors: a scalar quantiser learnt from the library's own tokens.
+"""Compact token vectors: a product quantiser learnt from the library's own tokens.
 
 A sentence's contextual token vectors (384 float16 values per token, about 30 KB a sentence)
 are most of what a library stores. Re-ranking only needs them approximately, so once a model
-has read enough tokens, a 4-bit scalar quantiser (FAISS) is learnt from a sample of them: each
-value becomes one of 16 steps between the smallest and largest value its dimension takes in
-the sample, 192 bytes a token instead of 768. Only the few candidates a question re-ranks are
-ever decoded.
+has read enough tokens, a product quantiser (FAISS) is learnt from a sample of them: each
+token's vector is cut into slices of four values, and each slice is stored as the number of
+the nearest of 256 typical slices, one byte: 96 bytes a token instead of 768. Only the few
+candidates a question re-ranks are ever decoded.
 
-Cheaper codes cost answers: replaying XQuAD dev's re-ranking (`bench/token_study.py`), product
-quantisers of 32 bytes a token lost 0.02-0.04 R@1 per pair, 4 bits a value at most 0.005. The
-previous version's product-quantiser codebooks are still read, so a library compacted with one
-keeps its codes.
+How small the codes can be without costing answers was measured by replaying XQuAD dev's
+re-ranking with each kind (`bench/token_study.py`; README, "Speed, size and memory"): 96
+one-byte slices came within 0.003 R@1 of 4-bit scalar codes (192 bytes a token, the previous
+version's default) and within 0.008 of float16 vectors on every pair, while 64 slices lost up
+to 0.016 against the scalar codes and 32 slices up to 0.034. Codebooks of earlier versions
+(4-bit scalar, 32-slice product) are still read, so a library keeps the codes it was
+compacted with.
 
 The codebook belongs to the database (one per model), since the stored codes mean nothing
 without it; it is learnt once and never changes.
@@ -24,7 +27,9 @@ import numpy as np
 # A codebook is learnt once a model has read this many tokens (a handful of articles); until
 # then tokens are kept in float16.
 TRAINING_TOKENS = 12_000
-# What a stored scalar codebook starts with; a product-quantiser one (the previous version's)
+# Values per slice of a token vector, each slice stored in one byte.
+SLICE = 4
+# What a stored scalar codebook (the previous version's) starts with; a product-quantiser one
 # starts with its dimension as int32, never these bytes.
 _SCALAR = b"SQ4\0"
 
@@ -41,7 +46,11 @@ class TokenCodebook:
     def learn(cls, vectors: np.ndarray) -> TokenCodebook:
         """A codebook fitted to a sample of token vectors (`TRAINING_TOKENS` of them)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        quantiser = faiss.ScalarQuantizer(vectors.shape[1], faiss.ScalarQuantizer.QT_4bit)
+        dimension = vectors.shape[1]
+        if dimension % SLICE:  # no model here has such a size; 4-bit values fit any
+            quantiser = faiss.ScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_4bit)
+        else:
+            quantiser = faiss.ProductQuantizer(dimension, dimension // SLICE, 8)
         quantiser.train(vectors)
         return cls(quantiser)
 
