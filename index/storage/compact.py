@@ -3,17 +3,16 @@
 A sentence's contextual token vectors (384 float16 values per token, about 30 KB a sentence)
 are most of what a library stores. Re-ranking only needs them approximately, so once a model
 has read enough tokens, a product quantiser (FAISS) is learnt from a sample of them: each
-token's vector is cut into slices of four values, and each slice is stored as the number of
-the nearest of 256 typical slices, one byte: 96 bytes a token instead of 768. Only the few
+token's vector is cut into slices of three values, and each slice is stored as the number of
+the nearest of 256 typical slices, one byte: 128 bytes a token instead of 768. Only the few
 candidates a question re-ranks are ever decoded.
 
-How small the codes can be without costing answers was measured by replaying XQuAD dev's
-re-ranking with each kind (`bench/token_study.py`; README, "Speed, size and memory"): 96
-one-byte slices came within 0.003 R@1 of 4-bit scalar codes (192 bytes a token, the previous
-version's default) and within 0.008 of float16 vectors on every pair, while 64 slices lost up
-to 0.016 against the scalar codes and 32 slices up to 0.034. Codebooks of earlier versions
-(4-bit scalar, 32-slice product) are still read, so a library keeps the codes it was
-compacted with.
+How small the codes can be without costing answers was measured on XQuAD dev (README, "Speed,
+size and memory"): with 128 slices `articlebot eval` gave R@1 within 0.004 of 4-bit scalar
+codes (192 bytes a token, the previous version's default) on every pair; with 96 slices
+en-de lost 0.016, and replaying the re-ranking alone (`bench/token_study.py`) 64 slices lost
+up to 0.016 and 32 up to 0.034. Codebooks of earlier versions (4-bit scalar, 32-slice
+product) are still read, so a library keeps the codes it was compacted with.
 
 The codebook belongs to the database (one per model), since the stored codes mean nothing
 without it; it is learnt once and never changes.
@@ -27,8 +26,8 @@ import numpy as np
 # A codebook is learnt once a model has read this many tokens (a handful of articles); until
 # then tokens are kept in float16.
 TRAINING_TOKENS = 12_000
-# Values per slice of a token vector, each slice stored in one byte.
-SLICE = 4
+# Values per slice of a token vector; each slice is stored in one byte.
+SLICE = 3
 # What a stored scalar codebook (the previous version's) starts with; a product-quantiser one
 # starts with its dimension as int32, never these bytes.
 _SCALAR = b"SQ4\0"
