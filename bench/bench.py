@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.cli import return_large_buffers_at_once
 from index.config import Settings, load_settings
 from index.evaluation import EvalQuestion, hit_rank, load_articles, load_questions
 from index.library import Library
@@ -149,7 +150,9 @@ def storage_bytes_per_sentence(data_dir: Path, sentences: int) -> float:
 
 
 def serving_probe(data_dir: Path, data: Path) -> None:
-    """(Run in a fresh process.) Open the library, ask questions, print peak RSS."""
+    """(Run in a fresh process.) Open the library, ask questions, print peak RSS; with the
+    allocator set up as `articlebot` sets it up."""
+    return_large_buffers_at_once()
     library = Library(load_settings().with_overrides(data_dir=data_dir))
     for question in load_questions(data, "de-de", "dev")[:SERVING_QUESTIONS]:
         library.ask("bench-de", question.question)
