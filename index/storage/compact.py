@@ -20,6 +20,8 @@ without it; it is learnt once and never changes.
 
 from __future__ import annotations
 
+import os
+
 import faiss
 import numpy as np
 
@@ -50,10 +52,18 @@ class TokenCodebook:
             quantiser = faiss.ScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_4bit)
         else:
             quantiser = faiss.ProductQuantizer(dimension, dimension // SLICE, 8)
-            # Ten rounds of k-means instead of FAISS's 25: 2.4 times faster to learn (it happens
-            # during an add), and the rebuilt token vectors are as close (mean cosine 0.982).
-            quantiser.cp.niter = 10
-        quantiser.train(vectors)
+            # Five rounds of k-means instead of FAISS's 25: five times faster to learn (it
+            # happens during an add), and the rebuilt token vectors are about as close (mean
+            # cosine to the originals 0.9816 against 0.9823).
+            quantiser.cp.niter = 5
+        # The library keeps FAISS to one thread for the small products of a question
+        # (`index.library`); learning, once, may take every core.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        try:
+            quantiser.train(vectors)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return cls(quantiser)
 
     @classmethod
