@@ -8,7 +8,7 @@ the nearest of 256 typical slices, one byte: 128 bytes a token instead of 768. O
 candidates a question re-ranks are ever decoded.
 
 How small the codes can be without costing answers was measured on XQuAD dev (README, "Speed,
-size and memory"): with 128 slices `articlebot eval` gave R@1 within 0.004 of 4-bit scalar
+size and memory"): with 128 slices `articlebot eval` gave R@1 within 0.005 of 4-bit scalar
 codes (192 bytes a token, the previous version's default) on every pair; with 96 slices
 en-de lost 0.016, and replaying the re-ranking alone (`bench/token_study.py`) 64 slices lost
 up to 0.016 and 32 up to 0.034. Codebooks of earlier versions (4-bit scalar, 32-slice
