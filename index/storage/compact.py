@@ -57,9 +57,10 @@ class TokenCodebook:
             # cosine to the originals 0.9816 against 0.9823).
             quantiser.cp.niter = 5
         # The library keeps FAISS to one thread for the small products of a question
-        # (`index.library`); learning, once, may take every core.
+        # (`index.library`); learning, once, may take every core this process has.
         threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        linux = hasattr(os, "sched_getaffinity")
+        faiss.omp_set_num_threads(len(os.sched_getaffinity(0)) if linux else os.cpu_count() or 1)
         try:
             quantiser.train(vectors)
         finally:
