@@ -426,15 +426,15 @@ class SQLStorage(Storage):
                  int(feed.reported), int(feed.paused), next_poll, success_at, feed.id),
             )  # fmt: skip
             if updated and seen:  # else the feed was unfollowed meanwhile
+                rows = transaction.run("SELECT key FROM feed_items WHERE feed_id = ?", (feed.id,))
+                known, listed = {key for (key,) in rows}, set(seen)
                 transaction.run_many(
                     "INSERT INTO feed_items (feed_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    [(feed.id, key) for key in seen],
+                    [(feed.id, key) for key in listed - known],
                 )
-                listed = set(seen)
-                known = transaction.run("SELECT key FROM feed_items WHERE feed_id = ?", (feed.id,))
                 transaction.run_many(
                     "DELETE FROM feed_items WHERE feed_id = ? AND key = ?",
-                    [(feed.id, key) for (key,) in known if key not in listed],
+                    [(feed.id, key) for key in known - listed],
                 )
 
     def collects_links(self, chat_id: str) -> bool:
