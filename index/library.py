@@ -121,7 +121,8 @@ class Library:
         made = draft()
         self.ingest.refuse_duplicate(chat_id, made)  # "already there" beats "no room"
         self.quotas.fits(chat_id, len(made.text))
-        return self.ingest.add(chat_id, made, added_by, request, cache_scope)
+        limits = self.quotas.chat_limits
+        return self.ingest.add(chat_id, made, added_by, request, cache_scope, limits)
 
     # Reading and removing
 

@@ -3,7 +3,9 @@ every refusal names the limit and leaves the library as it was."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -71,6 +73,35 @@ def test_a_chat_holds_a_bounded_number_of_characters(limited) -> None:
         "article first."
     )
     assert len(library.articles(CHAT)) == 1
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"max_articles_per_chat": 1}, {"max_chars_per_chat": len(VELO) + len(BATH) - 1}],
+    ids=["articles", "characters"],
+)
+def test_adds_at_the_same_moment_do_not_overfill_a_chat(limited, limits: dict) -> None:
+    """Two processes each let an add past the early checks while the chat still had room;
+    the one that stores second is refused, and the chat holds exactly one of the two."""
+    first, second = limited(**limits), limited(**limits)
+    both_read = threading.Barrier(2, timeout=60)
+    for library in (first, second):
+        encode = library.ingest.encoder.run
+
+        def encoded_once_both_read(*args, encode=encode):
+            both_read.wait()  # either add is now past every check made before storing
+            return encode(*args)
+
+        library.ingest.encoder.run = encoded_once_both_read
+    with ThreadPoolExecutor(2) as pool:
+        adds = [pool.submit(first.add_text, CHAT, VELO), pool.submit(second.add_text, CHAT, BATH)]
+        outcomes = [add.exception() or add.result() for add in adds]
+    refused = [o for o in outcomes if isinstance(o, QuotaExceeded)]
+    assert len(refused) == 1, outcomes
+    stored = first.articles(CHAT)
+    assert len(stored) == 1
+    assert stored[0].title in {VELO.split("\n")[0], BATH.split("\n")[0]}
+    assert "/remove" in str(refused[0])
 
 
 def test_a_duplicate_in_a_full_chat_is_named_a_duplicate(limited) -> None:

@@ -20,6 +20,7 @@ from index.ingest.encode import SentenceEncoder
 from index.ingest.extract import ArticleExtractor, canonical_url, text_fingerprint
 from index.ingest.fetch import PageFetcher
 from index.ingest.split import SentenceSplitter
+from index.quotas import NO_LIMITS, ChatLimits
 from index.records import Article, ArticleDraft, EncodedArticle, EncodedSentence
 from index.storage.base import Storage
 
@@ -68,9 +69,11 @@ class IngestPipeline:
         added_by: str | None = None,
         request: str | None = None,
         cache_scope: str | None = None,
+        limits: ChatLimits = NO_LIMITS,
     ) -> Article:
-        """Split, encode and store an article; refuses duplicates and texts without sentences.
-        Encodings are reused within `cache_scope`, by default the chat."""
+        """Split, encode and store an article; refuses duplicates, texts without sentences
+        and articles past the chat's `limits`. Encodings are reused within `cache_scope`, by
+        default the chat."""
         text_hash = self.refuse_duplicate(chat_id, draft)
         spans = self.splitter.split(draft.text, draft.language)
         if not spans:
@@ -83,7 +86,7 @@ class IngestPipeline:
             for span, passage, key, encoding in zip(spans, passages, keys, encodings, strict=True)
         ]
         encoded = EncodedArticle(draft, text_hash, self.encoder.model, sentences, new)
-        article = self.storage.add_article(chat_id, encoded, added_by, request)
+        article = self.storage.add_article(chat_id, encoded, added_by, request, limits)
         logger.info(
             "Chat %s: added #%d %r (%d sentences)",
             chat_id, article.number, article.title, article.sentence_count,

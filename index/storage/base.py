@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from index.quotas import NO_LIMITS, ChatLimits
 from index.records import (
     Article,
     ArticleExport,
@@ -45,13 +46,20 @@ class Storage(ABC):
 
     @abstractmethod
     def add_article(
-        self, chat_id: str, article: EncodedArticle, added_by: str | None, request: str | None
+        self,
+        chat_id: str,
+        article: EncodedArticle,
+        added_by: str | None,
+        request: str | None,
+        limits: ChatLimits = NO_LIMITS,
     ) -> Article:
         """Store an article with its sentences, encodings and vectors in one transaction,
         noting the `request` it was stored for (see `stored_for`).
 
         Raises `DuplicateArticle` when the chat holds it already (same canonical URL or same
-        text), also when another process stored it a moment earlier."""
+        text), also when another process stored it a moment earlier, and `QuotaExceeded` when
+        it does not fit the chat's `limits` (checked with the chat's adds held off, so that
+        adds running at once cannot overfill it)."""
 
     @abstractmethod
     def stored_for(self, chat_id: str, request: str) -> Article | None:
@@ -251,5 +259,3 @@ class Storage(ABC):
 
 # Conversation memory per chat: enough for the replies and buttons of a busy day.
 ANSWERS_PER_CHAT = 200
-# How long an add is counted for a user's quota.
-ADDS_KEPT_SECONDS = 3600.0

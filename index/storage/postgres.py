@@ -21,6 +21,7 @@ from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from index.errors import DuplicateArticle
+from index.quotas import NO_LIMITS, ChatLimits
 from index.records import Article, ArticleExport, EncodedArticle, Encoding, Sentence, TokenVectors
 from index.storage import codec
 from index.storage.base import StorageUnavailable
@@ -28,6 +29,7 @@ from index.storage.compact import TokenCodebook
 from index.storage.migrations import POSTGRES, latest, pending
 from index.storage.sql import (
     ARTICLE_COLUMNS,
+    CHAT_USAGE,
     DUPLICATE,
     ENCODING_COLUMNS,
     INSERT_ARTICLE,
@@ -172,7 +174,12 @@ class PostgresStorage(SQLStorage):
     # Articles
 
     def add_article(
-        self, chat_id: str, article: EncodedArticle, added_by: str | None, request: str | None
+        self,
+        chat_id: str,
+        article: EncodedArticle,
+        added_by: str | None,
+        request: str | None,
+        limits: ChatLimits = NO_LIMITS,
     ) -> Article:
         draft = article.draft
         dimension = len(article.sentences[0].encoding.vector) if article.sentences else 1
@@ -184,6 +191,8 @@ class PostgresStorage(SQLStorage):
                 existing = _duplicate(db, chat_id, draft.canonical_url, article.text_hash)
                 if existing is not None:
                     raise DuplicateArticle(existing)
+                usage = db.execute(_placeholders(CHAT_USAGE), (chat_id,)).fetchone()
+                limits.check(*usage, len(draft.text))
                 number = _take_number(db, chat_id)
                 _insert_encodings(db, model_id, article.new_encodings, codebook)
                 (article_id,) = db.execute(

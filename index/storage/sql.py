@@ -16,9 +16,10 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
+from index.quotas import ADDS_KEPT_SECONDS
 from index.records import Article, Feed, Sentence
 from index.storage import codec
-from index.storage.base import ADDS_KEPT_SECONDS, ANSWERS_PER_CHAT, Storage
+from index.storage.base import ANSWERS_PER_CHAT, Storage
 from index.storage.compact import TRAINING_TOKENS, TokenCodebook
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ DUPLICATE = (
     " AND (a.text_hash = ? OR (a.canonical_url IS NOT NULL AND a.canonical_url = ?))"
     " ORDER BY a.id LIMIT 1"
 )
+CHAT_USAGE = "SELECT COUNT(*), COALESCE(SUM(LENGTH(text)), 0) FROM articles WHERE chat_id = ?"
 INSERT_ARTICLE = (
     "INSERT INTO articles (chat_id, number, title, text, language, source, url, canonical_url,"
     " author, published, added_at, added_by, text_hash, request)"
@@ -297,11 +299,8 @@ class SQLStorage(Storage):
     # Quotas
 
     def chat_usage(self, chat_id: str) -> tuple[int, int]:
-        rows = self._query(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(text)), 0) FROM articles WHERE chat_id = ?",
-            (chat_id,),
-        )
-        return int(rows[0][0]), int(rows[0][1])
+        ((articles, characters),) = self._query(CHAT_USAGE, (chat_id,))
+        return int(articles), int(characters)
 
     def note_add(self, user_id: str, at: float) -> None:
         self._execute(

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import DuplicateArticle
+from index.quotas import NO_LIMITS, ChatLimits
 from index.records import Article, ArticleExport, EncodedArticle, Encoding, Sentence, TokenVectors
 from index.storage import codec
 from index.storage.compact import TokenCodebook
@@ -25,6 +26,7 @@ from index.storage.faiss_files import VectorFiles
 from index.storage.migrations import SQLITE, latest, pending
 from index.storage.sql import (
     ARTICLE_COLUMNS,
+    CHAT_USAGE,
     DUPLICATE,
     ENCODING_COLUMNS,
     INSERT_ARTICLE,
@@ -126,15 +128,21 @@ class SQLiteStorage(SQLStorage):
     # Articles
 
     def add_article(
-        self, chat_id: str, article: EncodedArticle, added_by: str | None, request: str | None
+        self,
+        chat_id: str,
+        article: EncodedArticle,
+        added_by: str | None,
+        request: str | None,
+        limits: ChatLimits = NO_LIMITS,
     ) -> Article:
         draft = article.draft
         codebook = self._codebook(article.model)
         try:
-            with self._transaction() as db:
+            with self._transaction() as db:  # IMMEDIATE: other adds wait until it ends
                 existing = self._duplicate(db, chat_id, draft.canonical_url, article.text_hash)
                 if existing is not None:
                     raise DuplicateArticle(existing)
+                limits.check(*db.execute(CHAT_USAGE, (chat_id,)).fetchone(), len(draft.text))
                 _insert_encodings(db, article.model, article.new_encodings, codebook)
                 number = _next_number(db, chat_id)
                 (article_id,) = db.execute(
