@@ -151,12 +151,14 @@ class FeedSubscriptions:
         """Subscribe the chat to the feed at (or named by the page at) `url` and add its
         newest items at once; older items are not added later either."""
         listing = self.reader.discover(url)
-        followed = self.storage.feeds(chat_id)
-        limit = self.settings.feed_max_per_chat
-        if len(followed) >= limit and listing.url not in {f.url for f in followed}:
-            raise FeedRejected("too_many_feeds", limit=limit)
         feed = self.storage.add_feed(
-            chat_id, listing.url, listing.title, added_by, language, self._claim_end()
+            chat_id,
+            listing.url,
+            listing.title,
+            added_by,
+            language,
+            self._claim_end(),
+            self.settings.feed_max_per_chat,
         )
         return self._take(feed, listing)
 

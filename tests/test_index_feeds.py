@@ -3,7 +3,9 @@ feed that keeps failing, and subscriptions that outlive the process, on both eng
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -153,6 +155,38 @@ def test_a_chat_follows_a_limited_number_of_feeds(
         assert len(library.feeds.feeds("chat")) == 1
     finally:
         library.close()
+
+
+def test_follows_at_the_same_moment_keep_to_the_limit(
+    feed_settings: Settings, embedder: Embedder, site: FeedSite
+) -> None:
+    """Two processes each read a new feed for a chat that has room for one more; the one
+    that subscribes second is refused, and the chat follows one feed."""
+    limited = feed_settings.with_overrides(feed_max_per_chat=1)
+    first, second = Library(limited, embedder=embedder), Library(limited, embedder=embedder)
+    both_read = threading.Barrier(2, timeout=60)
+    for library in (first, second):
+        discover = library.feeds.reader.discover
+
+        def discovered_once_both_read(url: str, discover=discover):
+            listing = discover(url)
+            both_read.wait()
+            return listing
+
+        library.feeds.reader.discover = discovered_once_both_read
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            follows = [
+                pool.submit(first.feeds.follow, "chat", site.url("feed.xml"), None, "en"),
+                pool.submit(second.feeds.follow, "chat", site.url("other.xml"), None, "en"),
+            ]
+            outcomes = [follow.exception() or follow.result() for follow in follows]
+        refused = [o for o in outcomes if isinstance(o, FeedRejected)]
+        assert [r.reason for r in refused] == ["too_many_feeds"], outcomes
+        assert len(first.feeds.feeds("chat")) == 1
+    finally:
+        first.close()
+        second.close()
 
 
 def test_a_failing_feed_is_reported_once_then_paused_and_resumed_by_following_again(

@@ -200,10 +200,14 @@ class Storage(ABC):
         added_by: str | None,
         language: str,
         claimed_until: float,
+        limit: int = 0,
     ) -> Feed:
         """Subscribe a chat to a feed (`language`: the one its messages are written in),
         claimed by the caller, who polls it first, until `claimed_until`. Following a feed
-        again resumes it, with the items it has seen."""
+        again resumes it, with the items it has seen.
+
+        Raises `FeedRejected` if that would make the chat follow more than `limit` feeds (0:
+        no limit), counted with the chat's changes held off."""
 
     @abstractmethod
     def feeds(self, chat_id: str) -> list[Feed]: ...

@@ -108,6 +108,12 @@ class PostgresStorage(SQLStorage):
         with self._connection() as db:
             yield _Transaction(db)
 
+    @contextmanager
+    def _chat_statements(self, chat_id: str) -> Iterator[_Transaction]:
+        with self._connection() as db:
+            _lock_chat(db, chat_id)
+            yield _Transaction(db)
+
     def _migrate(self, db: psycopg.Connection) -> None:
         """Apply the pending migrations, under a lock so processes starting together
         migrate once."""

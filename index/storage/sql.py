@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
+from index.errors import FeedRejected
 from index.quotas import ADDS_KEPT_SECONDS
 from index.records import Article, Feed, Sentence
 from index.storage import codec
@@ -87,6 +88,11 @@ class SQLStorage(Storage):
     @abstractmethod
     def _model_value(self, model: str) -> object | None:
         """How the tables name `model` (its key, or its id); None for a model never used."""
+
+    def _chat_statements(self, chat_id: str) -> AbstractContextManager[Transaction]:
+        """A transaction during which no other one changes the chat. (SQLite's write
+        transactions run one at a time anyway; an engine whose do not, overrides this.)"""
+        return self._statements()
 
     def _query_once(self, sql: str, params: tuple) -> list[tuple]:
         """The rows of one statement that changes data, run in a transaction of its own."""
@@ -367,15 +373,22 @@ class SQLStorage(Storage):
         added_by: str | None,
         language: str,
         claimed_until: float,
+        limit: int = 0,
     ) -> Feed:
-        ((feed_id,),) = self._query_once(
-            "INSERT INTO feeds (chat_id, url, title, added_by, added_at, language, next_poll,"
-            " claimed_until) VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (chat_id, url) DO UPDATE"
-            " SET title = excluded.title, language = excluded.language, next_poll = 0,"
-            " claimed_until = excluded.claimed_until, failures = 0, reported = 0, paused = 0"
-            " RETURNING id",
-            (chat_id, url, title, added_by, codec.now(), language, claimed_until),
-        )
+        with self._chat_statements(chat_id) as transaction:
+            followed = {
+                u for (u,) in transaction.run("SELECT url FROM feeds WHERE chat_id = ?", (chat_id,))
+            }
+            if limit and len(followed) >= limit and url not in followed:
+                raise FeedRejected("too_many_feeds", limit=limit)
+            ((feed_id,),) = transaction.run(
+                "INSERT INTO feeds (chat_id, url, title, added_by, added_at, language, next_poll,"
+                " claimed_until) VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (chat_id, url)"
+                " DO UPDATE SET title = excluded.title, language = excluded.language,"
+                " next_poll = 0, claimed_until = excluded.claimed_until, failures = 0,"
+                " reported = 0, paused = 0 RETURNING id",
+                (chat_id, url, title, added_by, codec.now(), language, claimed_until),
+            )
         return self.feed(chat_id, feed_id)
 
     def feeds(self, chat_id: str) -> list[Feed]:
