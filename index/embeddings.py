@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -26,8 +27,11 @@ logger = logging.getLogger(__name__)
 
 # Context window for late chunking, in tokens: about a news paragraph or two.
 PASSAGE_TOKENS = 256
-# Tokens per model pass when several passages are read at once (memory stays small).
-_BATCH_TOKENS = 4096
+# Tokens (padding included) per model pass: a passage is read alone, short texts a few at
+# once. Padding costs as much as text, and small passes stay in the CPU's caches: passages
+# read alone ran 1.5x faster than in sorted batches of 16 (a quarter of which was padding),
+# and 1.1x faster than in batches of up to 512 tokens.
+_BATCH_TOKENS = PASSAGE_TOKENS
 _WORD = re.compile(r"\w+")
 # Question words carry the kind of question, not its topic: they never match article words.
 QUESTION_WORDS = frozenset(
@@ -77,6 +81,19 @@ def _content_mask(text: str, spans: np.ndarray) -> np.ndarray:
                 mask[i] = word not in QUESTION_WORDS
                 break
     return mask
+
+
+def _batches(lengths: list[int], budget: int) -> Iterator[list[int]]:
+    """Indexes of texts of these token `lengths`, shortest first, in groups whose padded size
+    (count x longest) stays within `budget`; a longer text goes alone."""
+    batch: list[int] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if batch and (len(batch) + 1) * lengths[i] > budget:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
 
 
 def _words_only(encoding: Encoding, text: str) -> Encoding:
@@ -150,14 +167,12 @@ class Embedder:
         )
 
     def _forward(self, texts: list[str], prompt: str) -> list[_Output]:
-        """Run the model on `prompt + text` for each text, in batches of similar length."""
+        """Run the model on `prompt + text` for each text, in small batches of similar length."""
         runner = self._runner
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        every = runner.tokenizer.encode_batch([prompt + text for text in texts])
         outputs: list[_Output | None] = [None] * len(texts)
-        batch_size = max(1, _BATCH_TOKENS // PASSAGE_TOKENS)
-        for first in range(0, len(order), batch_size):
-            chosen = order[first : first + batch_size]
-            tokenized = runner.tokenizer.encode_batch([prompt + texts[i] for i in chosen])
+        for chosen in _batches([len(tokens.ids) for tokens in every], _BATCH_TOKENS):
+            tokenized = [every[i] for i in chosen]
             width = max(len(t.ids) for t in tokenized)
             ids = np.full((len(chosen), width), runner.pad_id, dtype=np.int64)
             mask = np.zeros((len(chosen), width), dtype=np.int64)
