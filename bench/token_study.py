@@ -10,8 +10,10 @@ run. Prints, per variant, bytes per token, tokens kept and R@1 per pair.
 A variant is "full" (float16, as stored) or a FAISS index-factory string of a standalone codec
 ("SQ4", "SQ8", "PQ32", "OPQ16,PQ16", ...), learnt from `--train` random tokens of the library;
 prefixed with "words:" it also drops tokens without a letter or digit (punctuation, a lone
-"▁"), on the question side too. The replayed R@1 is of the top re-ranked sentence (quotes are
-not joined), so it sits below the eval's; compare variants with each other.
+"▁"), on the question side too; "nostop:" drops in addition the sentence tokens that are a
+whole German or English stop word (spaCy's lists: "▁der", "▁the"). The replayed R@1 is of
+the top re-ranked sentence (quotes are not joined), so it sits below the eval's; compare
+variants with each other.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from spacy.lang.de.stop_words import STOP_WORDS as GERMAN_STOP_WORDS
+from spacy.lang.en.stop_words import STOP_WORDS as ENGLISH_STOP_WORDS
 
 from index.answer.query import Query
 from index.config import load_settings
@@ -35,6 +39,7 @@ from index.library import Library
 from index.records import ArticleDraft, TokenVectors
 
 WORD = re.compile(r"\w")
+STOP_WORDS = frozenset(GERMAN_STOP_WORDS | ENGLISH_STOP_WORDS)
 PAIRS = ("de-de", "en-de", "en-en")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,10 +191,17 @@ def keep_mask(tokens: TokenVectors, rule: str, vocab) -> np.ndarray:
         return np.ones(len(tokens.ids), dtype=bool)
     pieces = [vocab(int(i)) for i in tokens.ids]
     keep = []
-    for p in pieces:
+    for n, p in enumerate(pieces):
         bare = p.replace("\u2581", "")
+        after = pieces[n + 1] if n + 1 < len(pieces) else "\u2581"
         if rule == "nospace":
             keep.append(bare != "")
+        elif rule == "nostop":  # also no whole-word stop word ("▁der", "▁the")
+            whole = p.startswith("\u2581") and (
+                after.startswith("\u2581") or not any(ch.isalnum() for ch in after)
+            )
+            stop = whole and bare.lower() in STOP_WORDS
+            keep.append(any(ch.isalnum() for ch in bare) and not stop)
         else:  # "words": no lone space, no pure punctuation
             keep.append(any(ch.isalnum() for ch in bare))
     return np.array(keep, dtype=bool)
@@ -217,7 +229,7 @@ def main() -> None:
     for variant in args.variants:
         # variant: "<rule>:<faiss spec or full>", e.g. "words:OPQ16,PQ16"
         rule, _, spec = variant.partition(":") if ":" in variant else ("all", "", variant)
-        replay.query_words_only = rule == "words"
+        replay.query_words_only = rule in ("words", "nostop")
         kept = np.concatenate([keep_mask(t, rule, tokenizer.id_to_token) for t in every])
         if spec == "full":
             size, coder = 768, None
