@@ -90,8 +90,8 @@ class SQLStorage(Storage):
         """How the tables name `model` (its key, or its id); None for a model never used."""
 
     def _chat_statements(self, chat_id: str) -> AbstractContextManager[Transaction]:
-        """A transaction during which no other one changes the chat. (SQLite's write
-        transactions run one at a time anyway; an engine whose do not, overrides this.)"""
+        """A transaction during which no other one changes the chat: SQLite's write
+        transactions run one at a time anyway; PostgreSQL's lock the chat's row."""
         return self._statements()
 
     def _query_once(self, sql: str, params: tuple) -> list[tuple]:
