@@ -30,6 +30,8 @@ import numpy as np
 TRAINING_TOKENS = 12_000
 # Values per slice of a token vector; each slice is stored in one byte.
 SLICE = 3
+# Token vectors encoded at once: 128 slices x 256 centroids x 128 vectors of distances, 16 MB.
+_ENCODE_CHUNK = 128
 # What a stored scalar codebook (the previous version's) starts with; a product-quantiser one
 # starts with its dimension as int32, never these bytes.
 _SCALAR = b"SQ4\0"
@@ -39,11 +41,21 @@ class TokenCodebook:
     """Turns unit-length token vectors into `code_size` bytes each, and back."""
 
     def __init__(self, quantiser: faiss.ScalarQuantizer | faiss.ProductQuantizer) -> None:
-        if isinstance(quantiser, faiss.ProductQuantizer):
-            quantiser.sync_transposed_centroids()  # encodes 1.8 times faster
         self._quantiser = quantiser
         self.dimension = int(quantiser.d)
         self.code_size = int(quantiser.code_size)
+        self._nearest: tuple[np.ndarray, np.ndarray] | None = None
+        if isinstance(quantiser, faiss.ProductQuantizer) and quantiser.nbits == 8:
+            # Each slice's nearest centroid c minimises |c|^2 - 2 x.c: one matrix product for
+            # all slices at once. The codes are FAISS's own, made three times faster (FAISS
+            # computes 128 tiny products one by one: a tenth of adding an article).
+            centroids = faiss.vector_to_array(quantiser.centroids).reshape(
+                quantiser.M, quantiser.ksub, quantiser.dsub
+            )
+            self._nearest = (
+                np.ascontiguousarray(-2 * centroids.transpose(0, 2, 1)),
+                (centroids**2).sum(axis=2)[:, None, :],
+            )
 
     @classmethod
     def learn(cls, vectors: np.ndarray) -> TokenCodebook:
@@ -97,7 +109,17 @@ class TokenCodebook:
         if len(vectors) == 0:
             return b""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        return self._quantiser.compute_codes(vectors).tobytes()
+        if self._nearest is None:
+            return self._quantiser.compute_codes(vectors).tobytes()
+        doubled, norms = self._nearest
+        slices, size = doubled.shape[0], doubled.shape[1]
+        codes = []
+        for start in range(0, len(vectors), _ENCODE_CHUNK):  # bounds the distance table
+            part = vectors[start : start + _ENCODE_CHUNK].reshape(-1, slices, size)
+            distances = np.matmul(part.transpose(1, 0, 2), doubled)
+            distances += norms
+            codes.append(distances.argmin(axis=2).T.astype(np.uint8))
+        return np.concatenate(codes).tobytes()
 
     def decode(self, blob: bytes) -> np.ndarray:
         """The tokens' vectors, rebuilt and made unit length again (float32, ready to match)."""
