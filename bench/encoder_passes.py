@@ -24,7 +24,7 @@ import index.embeddings as embeddings
 from index.config import Settings, load_settings
 from index.evaluation import load_articles
 from index.ingest.split import SentenceSplitter
-from index.model_runtime import load_runner
+from index.model_runtime import OnnxRunner, load_runner
 from index.packaged_model import provision_packaged_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,13 +49,14 @@ def passes(settings: Settings) -> dict:
     embedder.warm_up()
     articles = dev_passages(embedder, SentenceSplitter(settings))
     count = sum(len(a) for a in articles)
-    rates = {}
+    rates, default = {}, embeddings._BATCH_TOKENS
     for budget in (256, 1024, 4096):
         embeddings._BATCH_TOKENS = budget
         started = time.perf_counter()
         for passages in articles:
             embedder._forward(passages, embedder.document_prompt)
         rates[budget] = round(count / (time.perf_counter() - started), 2)
+    embeddings._BATCH_TOKENS = default
     return {"passages": count, "passages_per_s_by_budget": rates}
 
 
@@ -72,14 +73,15 @@ def graphs(settings: Settings) -> dict:
 
     flops = flops_per_token(provision_packaged_model(Path(settings.model_cache_dir)))
     rng = np.random.default_rng(0)
-    feed = {
-        "inputs_embeds": (rng.standard_normal((1, TOKENS, 384)) * 0.05).astype(np.float32),
-        "attention_mask": np.ones((1, TOKENS), dtype=np.int64),
-    }
     result = {}
     for encoder in ("fp32", "int8"):
         runner = load_runner(settings.with_overrides(encoder=encoder))
-        path = runner.session._model_path
+        assert isinstance(runner, OnnxRunner)
+        feed = {
+            "inputs_embeds": rng.standard_normal((1, TOKENS, runner.dimension), np.float32) / 20,
+            "attention_mask": np.ones((1, TOKENS), dtype=np.int64),
+        }
+        path = str(runner.model_path)
         for threads in (1, 2):
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1

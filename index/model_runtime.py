@@ -205,8 +205,9 @@ class OnnxRunner(ModelRunner):
         # batch of 16 passages of 256 tokens): a serving process mostly reads short questions.
         options.enable_cpu_mem_arena = False
         options.log_severity_level = 3  # warnings about unused initialisers are noise
+        self.model_path = folder / _ONNX_FILE
         self.session = onnxruntime.InferenceSession(
-            str(folder / _ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            str(self.model_path), options, providers=["CPUExecutionProvider"]
         )
         self.tokenizer = Tokenizer.from_file(str(folder / _TOKENIZER_FILE))
         info = json.loads((folder / _INFO_FILE).read_text(encoding="utf-8"))
